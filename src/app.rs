@@ -1,0 +1,138 @@
+//! Process startup: `run_api` and `run_worker` take their listener and a
+//! shutdown token, so tests start either on a random port in-process
+//! (STYLE.md, habit 1).
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use deadpool_postgres::Pool;
+use redis::aio::ConnectionManager;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::http;
+use crate::messaging::{Broker, Topology};
+use crate::{cache, db, telemetry};
+
+/// What the API's handlers share.
+pub struct AppContext {
+    pub config: Arc<Config>,
+    pub db: Pool,
+    pub redis: ConnectionManager,
+    pub broker: Broker,
+}
+
+pub type AppState = Arc<AppContext>;
+
+/// Connections both processes need. Migrations run before the pool serves
+/// anything, so no prepared statement outlives a schema change.
+struct Resources {
+    db: Pool,
+    broker: Broker,
+}
+
+async fn open_resources(
+    config: &Config,
+    name: &'static str,
+    background: &CancellationToken,
+) -> anyhow::Result<Resources> {
+    let db = db::create_pool(config)?;
+    if config.migrate_on_start {
+        db::migrate(&db).await?;
+    }
+    let broker = Broker::start(
+        config.amqp_url.clone(),
+        Topology::new(config.queue_prefix.clone()),
+        name,
+        background.clone(),
+    );
+    Ok(Resources { db, broker })
+}
+
+/// Runs the API on `listener` until `shutdown` is cancelled.
+pub async fn run_api(
+    config: Arc<Config>,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    telemetry::metrics_handle();
+    // Background tasks stop only after the server has drained.
+    let background = CancellationToken::new();
+    let _stop_background = background.clone().drop_guard();
+    tokio::spawn(until(background.clone(), telemetry::run_metrics_upkeep()));
+
+    let Resources { db, broker } = open_resources(&config, "portcullis-api", &background).await?;
+    let redis = cache::connect(&config.redis_url)?;
+    let state: AppState = Arc::new(AppContext {
+        config: config.clone(),
+        db: db.clone(),
+        redis,
+        broker,
+    });
+    let service = http::service(http::handlers::api_router(state), config.request_timeout);
+    tracing::info!(addr = %listener.local_addr().context("reading the API address")?, "api listening");
+    http::server::serve(listener, service, shutdown, config.shutdown_timeout).await;
+    db.close();
+    tracing::info!("api stopped");
+    Ok(())
+}
+
+/// Runs the worker until `shutdown` is cancelled, serving `/healthz` and
+/// `/metrics` on `metrics_listener`.
+pub async fn run_worker(
+    config: Arc<Config>,
+    metrics_listener: TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    telemetry::metrics_handle();
+    let background = CancellationToken::new();
+    let _stop_background = background.clone().drop_guard();
+    tokio::spawn(until(background.clone(), telemetry::run_metrics_upkeep()));
+
+    let Resources {
+        db,
+        broker: _broker,
+    } = open_resources(&config, "portcullis-worker", &background).await?;
+    let service = http::service(http::handlers::worker_router(), config.request_timeout);
+    tracing::info!(
+        addr = %metrics_listener.local_addr().context("reading the worker metrics address")?,
+        "worker started"
+    );
+    http::server::serve(metrics_listener, service, shutdown, config.shutdown_timeout).await;
+    db.close();
+    tracing::info!("worker stopped");
+    Ok(())
+}
+
+/// Runs `task` until `token` is cancelled.
+async fn until(token: CancellationToken, task: impl Future<Output = ()>) {
+    tokio::select! {
+        _ = token.cancelled() => {}
+        _ = task => {}
+    }
+}
+
+/// Cancels `token` on Ctrl-C or SIGTERM.
+pub async fn cancel_on_signal(token: CancellationToken) {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = terminate => {}
+    }
+    tracing::info!("shutdown signal received");
+    token.cancel();
+}

@@ -1,0 +1,491 @@
+//! Configuration: every environment variable is read here, once, and
+//! validated into a [`Config`]. See CONTRACT.md, "Processes", for the rules:
+//! a missing or unsafe value is a [`ConfigError`] naming the variable, which
+//! `main` prints as one line before exiting with code 2.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use ipnet::IpNet;
+
+/// The smallest HS256 secret we accept (RFC 7518 section 3.2: a key of the
+/// same size as the hash output).
+const MIN_JWT_SECRET_BYTES: usize = 32;
+
+/// A configuration value that stops the process at start.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("{variable} {problem}")]
+pub struct ConfigError {
+    pub variable: &'static str,
+    pub problem: String,
+}
+
+impl ConfigError {
+    fn new(variable: &'static str, problem: impl Into<String>) -> Self {
+        Self {
+            variable,
+            problem: problem.into(),
+        }
+    }
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Json,
+    Pretty,
+}
+
+/// Where the worker hands emails off.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MailTransport {
+    /// One RFC 5322 `.eml` file per message in this directory.
+    File(PathBuf),
+    /// Plain SMTP to a relay or a catcher such as Mailpit.
+    Smtp { host: String, port: u16 },
+}
+
+/// Argon2id cost parameters (CONTRACT.md, "Authentication model").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Argon2Params {
+    pub memory_kib: u32,
+    pub iterations: u32,
+    pub parallelism: u32,
+}
+
+/// The validated configuration of both processes.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub api_addr: SocketAddr,
+    pub worker_metrics_addr: SocketAddr,
+    pub database_url: String,
+    pub database_pool_size: usize,
+    pub redis_url: String,
+    pub amqp_url: String,
+    /// Prepended to every exchange and queue name, so parallel test runs on
+    /// one broker never meet. Empty in production.
+    pub queue_prefix: String,
+    /// Prepended to every Redis key (after `portcullis:` is added by the
+    /// cache module), for the same reason. Empty in production.
+    pub redis_key_prefix: String,
+    pub migrate_on_start: bool,
+    pub jwt_secret: Secret,
+    pub jwt_issuer: String,
+    pub jwt_audience: String,
+    pub access_token_ttl: Duration,
+    pub refresh_token_ttl: Duration,
+    pub refresh_reuse_grace: Duration,
+    pub password_reset_ttl: Duration,
+    pub password_min_length: usize,
+    pub argon2: Argon2Params,
+    pub public_url: String,
+    pub mail_transport: MailTransport,
+    pub mail_from: String,
+    pub cookie_secure: bool,
+    pub trusted_proxies: Vec<IpNet>,
+    pub login_failure_window: Duration,
+    pub login_max_failures_per_account: u32,
+    pub login_max_failures_per_address: u32,
+    pub reset_max_requests_per_email: u32,
+    pub reset_request_window: Duration,
+    pub request_timeout: Duration,
+    pub shutdown_timeout: Duration,
+    pub log_format: LogFormat,
+    pub log_filter: String,
+}
+
+/// A secret that never shows in `Debug` output or logs.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl Config {
+    /// Reads the process environment, after loading `.env` if present.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        // A missing .env is normal; a malformed one is a configuration error.
+        match dotenvy::dotenv() {
+            Ok(_) => {}
+            Err(e) if e.not_found() => {}
+            Err(e) => return Err(ConfigError::new(".env", format!("cannot be read: {e}"))),
+        }
+        Self::from_vars(std::env::vars().collect())
+    }
+
+    /// Builds the configuration from explicit variables; the tests use it to
+    /// start an app without touching the process environment.
+    pub fn from_vars(vars: HashMap<String, String>) -> Result<Self, ConfigError> {
+        let env = Vars(vars);
+        let jwt_secret = env.required("JWT_SECRET")?;
+        if jwt_secret.len() < MIN_JWT_SECRET_BYTES {
+            return Err(ConfigError::new(
+                "JWT_SECRET",
+                format!(
+                    "must be at least {MIN_JWT_SECRET_BYTES} bytes (generate one with `openssl rand -base64 48`)"
+                ),
+            ));
+        }
+        let public_url = env
+            .optional("PUBLIC_URL")
+            .unwrap_or("http://localhost:8000")
+            .trim_end_matches('/')
+            .to_owned();
+        if !(public_url.starts_with("http://") || public_url.starts_with("https://")) {
+            return Err(ConfigError::new(
+                "PUBLIC_URL",
+                "must be an absolute http:// or https:// URL",
+            ));
+        }
+        let password_min_length = env.parsed("PASSWORD_MIN_LENGTH", 12usize)?;
+        if !(8..=128).contains(&password_min_length) {
+            return Err(ConfigError::new(
+                "PASSWORD_MIN_LENGTH",
+                "must be between 8 and 128",
+            ));
+        }
+        let access_token_ttl = env.seconds("ACCESS_TOKEN_TTL_SECONDS", 900, 1)?;
+        let refresh_token_ttl = env.seconds("REFRESH_TOKEN_TTL_SECONDS", 1_209_600, 1)?;
+        Ok(Self {
+            api_addr: env.parsed("API_ADDR", SocketAddr::from(([127, 0, 0, 1], 8000)))?,
+            worker_metrics_addr: env.parsed(
+                "WORKER_METRICS_ADDR",
+                SocketAddr::from(([127, 0, 0, 1], 9100)),
+            )?,
+            database_url: env.required("DATABASE_URL")?.to_owned(),
+            database_pool_size: env.positive("DATABASE_POOL_SIZE", 16)?,
+            redis_url: env.url("REDIS_URL", &["redis://", "rediss://"])?,
+            amqp_url: env.url("AMQP_URL", &["amqp://", "amqps://"])?,
+            queue_prefix: env.name_prefix("QUEUE_PREFIX")?,
+            redis_key_prefix: env.name_prefix("REDIS_KEY_PREFIX")?,
+            migrate_on_start: env.boolean("MIGRATE_ON_START", true)?,
+            jwt_secret: Secret::new(jwt_secret),
+            jwt_issuer: env
+                .optional("JWT_ISSUER")
+                .unwrap_or("portcullis")
+                .to_owned(),
+            jwt_audience: env
+                .optional("JWT_AUDIENCE")
+                .unwrap_or("portcullis")
+                .to_owned(),
+            access_token_ttl,
+            refresh_token_ttl,
+            refresh_reuse_grace: env.seconds("REFRESH_REUSE_GRACE_SECONDS", 10, 0)?,
+            password_reset_ttl: env.seconds("PASSWORD_RESET_TTL_SECONDS", 1800, 60)?,
+            password_min_length,
+            argon2: Argon2Params {
+                memory_kib: env.bounded("ARGON2_MEMORY_KIB", 19_456, 8_192..=1_048_576)?,
+                iterations: env.bounded("ARGON2_ITERATIONS", 2, 1..=16)?,
+                parallelism: env.bounded("ARGON2_PARALLELISM", 1, 1..=16)?,
+            },
+            public_url,
+            mail_transport: parse_mail_transport(
+                env.optional("MAIL_TRANSPORT").unwrap_or("file:mail"),
+            )?,
+            mail_from: env
+                .optional("MAIL_FROM")
+                .unwrap_or("Portcullis <no-reply@localhost>")
+                .to_owned(),
+            cookie_secure: env.boolean("COOKIE_SECURE", true)?,
+            trusted_proxies: parse_trusted_proxies(env.optional("TRUSTED_PROXIES").unwrap_or(""))?,
+            login_failure_window: env.seconds("LOGIN_FAILURE_WINDOW_SECONDS", 900, 1)?,
+            login_max_failures_per_account: env.positive("LOGIN_MAX_FAILURES_PER_ACCOUNT", 10)?,
+            login_max_failures_per_address: env.positive("LOGIN_MAX_FAILURES_PER_ADDRESS", 100)?,
+            reset_max_requests_per_email: env.positive("RESET_MAX_REQUESTS_PER_EMAIL", 3)?,
+            reset_request_window: env.seconds("RESET_REQUEST_WINDOW_SECONDS", 3600, 1)?,
+            request_timeout: env.seconds("REQUEST_TIMEOUT_SECONDS", 30, 1)?,
+            shutdown_timeout: env.seconds("SHUTDOWN_TIMEOUT_SECONDS", 30, 1)?,
+            log_format: match env.optional("LOG_FORMAT").unwrap_or("json") {
+                "json" => LogFormat::Json,
+                "pretty" => LogFormat::Pretty,
+                _ => return Err(ConfigError::new("LOG_FORMAT", "must be `json` or `pretty`")),
+            },
+            log_filter: env.optional("RUST_LOG").unwrap_or("info").to_owned(),
+        })
+    }
+}
+
+fn parse_mail_transport(value: &str) -> Result<MailTransport, ConfigError> {
+    const VAR: &str = "MAIL_TRANSPORT";
+    if let Some(dir) = value.strip_prefix("file:") {
+        if dir.is_empty() {
+            return Err(ConfigError::new(VAR, "file: needs a directory (file:DIR)"));
+        }
+        return Ok(MailTransport::File(PathBuf::from(dir)));
+    }
+    if let Some(authority) = value.strip_prefix("smtp://") {
+        let authority = authority.trim_end_matches('/');
+        let (host, port) = authority
+            .rsplit_once(':')
+            .ok_or_else(|| ConfigError::new(VAR, "must be smtp://host:port"))?;
+        let port = port
+            .parse::<u16>()
+            .map_err(|_| ConfigError::new(VAR, "has an invalid SMTP port"))?;
+        if host.is_empty() || port == 0 {
+            return Err(ConfigError::new(VAR, "must be smtp://host:port"));
+        }
+        return Ok(MailTransport::Smtp {
+            host: host.to_owned(),
+            port,
+        });
+    }
+    Err(ConfigError::new(
+        VAR,
+        "must be file:DIR or smtp://host:port",
+    ))
+}
+
+fn parse_trusted_proxies(value: &str) -> Result<Vec<IpNet>, ConfigError> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            // A bare address is a /32 (or /128) network.
+            IpNet::from_str(s)
+                .or_else(|_| s.parse::<std::net::IpAddr>().map(IpNet::from))
+                .map_err(|_| {
+                    ConfigError::new(
+                        "TRUSTED_PROXIES",
+                        format!("has an invalid CIDR entry `{s}` (expected e.g. 10.0.0.0/8)"),
+                    )
+                })
+        })
+        .collect()
+}
+
+/// The variables, with typed accessors that name the variable on error.
+struct Vars(HashMap<String, String>);
+
+impl Vars {
+    /// A set, non-blank value; blank counts as unset so `VAR=` in `.env`
+    /// falls back to the default.
+    fn optional(&self, name: &str) -> Option<&str> {
+        self.0.get(name).map(|v| v.trim()).filter(|v| !v.is_empty())
+    }
+
+    fn required(&self, name: &'static str) -> Result<&str, ConfigError> {
+        self.optional(name)
+            .ok_or_else(|| ConfigError::new(name, "is required but not set (see .env.example)"))
+    }
+
+    fn parsed<T: FromStr>(&self, name: &'static str, default: T) -> Result<T, ConfigError> {
+        match self.optional(name) {
+            None => Ok(default),
+            Some(v) => v
+                .parse()
+                .map_err(|_| ConfigError::new(name, format!("has an invalid value `{v}`"))),
+        }
+    }
+
+    fn bounded<T>(
+        &self,
+        name: &'static str,
+        default: T,
+        range: std::ops::RangeInclusive<T>,
+    ) -> Result<T, ConfigError>
+    where
+        T: FromStr + PartialOrd + std::fmt::Display,
+    {
+        let value = self.parsed(name, default)?;
+        if range.contains(&value) {
+            Ok(value)
+        } else {
+            Err(ConfigError::new(
+                name,
+                format!("must be between {} and {}", range.start(), range.end()),
+            ))
+        }
+    }
+
+    fn positive<T>(&self, name: &'static str, default: T) -> Result<T, ConfigError>
+    where
+        T: FromStr + PartialOrd + Default,
+    {
+        let value = self.parsed(name, default)?;
+        if value > T::default() {
+            Ok(value)
+        } else {
+            Err(ConfigError::new(name, "must be a positive integer"))
+        }
+    }
+
+    fn seconds(&self, name: &'static str, default: u64, min: u64) -> Result<Duration, ConfigError> {
+        let value = self.parsed(name, default)?;
+        if value < min {
+            return Err(ConfigError::new(name, format!("must be at least {min}")));
+        }
+        Ok(Duration::from_secs(value))
+    }
+
+    fn boolean(&self, name: &'static str, default: bool) -> Result<bool, ConfigError> {
+        match self.optional(name).map(str::to_ascii_lowercase).as_deref() {
+            None => Ok(default),
+            Some("true" | "1" | "yes" | "on") => Ok(true),
+            Some("false" | "0" | "no" | "off") => Ok(false),
+            Some(_) => Err(ConfigError::new(name, "must be true or false")),
+        }
+    }
+
+    fn url(&self, name: &'static str, schemes: &[&str]) -> Result<String, ConfigError> {
+        let value = self.required(name)?;
+        if schemes.iter().any(|s| value.starts_with(s)) {
+            Ok(value.to_owned())
+        } else {
+            Err(ConfigError::new(
+                name,
+                format!("must start with {}", schemes.join(" or ")),
+            ))
+        }
+    }
+
+    /// Names built from a prefix must stay valid AMQP and Redis names.
+    fn name_prefix(&self, name: &'static str) -> Result<String, ConfigError> {
+        let value = self.optional(name).unwrap_or("");
+        if value.len() <= 64
+            && value
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+        {
+            Ok(value.to_owned())
+        } else {
+            Err(ConfigError::new(
+                name,
+                "must be at most 64 characters of [A-Za-z0-9._-]",
+            ))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(extra: &[(&str, &str)]) -> HashMap<String, String> {
+        let mut vars: HashMap<String, String> = [
+            ("DATABASE_URL", "postgres://postgres@127.0.0.1/portcullis"),
+            ("REDIS_URL", "redis://127.0.0.1:6379"),
+            ("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2f"),
+            ("JWT_SECRET", "0123456789abcdef0123456789abcdef"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        for (k, v) in extra {
+            vars.insert((*k).to_owned(), (*v).to_owned());
+        }
+        vars
+    }
+
+    #[test]
+    fn defaults_follow_the_contract() {
+        let config = Config::from_vars(vars(&[])).unwrap();
+        assert_eq!(config.access_token_ttl, Duration::from_secs(900));
+        assert_eq!(config.refresh_token_ttl, Duration::from_secs(1_209_600));
+        assert_eq!(config.password_reset_ttl, Duration::from_secs(1800));
+        assert_eq!(config.refresh_reuse_grace, Duration::from_secs(10));
+        assert_eq!(config.password_min_length, 12);
+        assert_eq!(config.login_max_failures_per_account, 10);
+        assert_eq!(config.login_max_failures_per_address, 100);
+        assert_eq!(config.reset_max_requests_per_email, 3);
+        assert!(config.cookie_secure);
+        assert!(config.migrate_on_start);
+        assert_eq!(config.log_format, LogFormat::Json);
+        assert_eq!(config.api_addr.to_string(), "127.0.0.1:8000");
+        assert_eq!(config.worker_metrics_addr.to_string(), "127.0.0.1:9100");
+        assert!(config.trusted_proxies.is_empty());
+        assert_eq!(
+            config.argon2,
+            Argon2Params {
+                memory_kib: 19_456,
+                iterations: 2,
+                parallelism: 1
+            }
+        );
+    }
+
+    #[test]
+    fn a_short_jwt_secret_is_refused() {
+        let err = Config::from_vars(vars(&[("JWT_SECRET", "too-short")])).unwrap_err();
+        assert_eq!(err.variable, "JWT_SECRET");
+    }
+
+    #[test]
+    fn a_missing_required_variable_is_named() {
+        let mut v = vars(&[]);
+        v.remove("DATABASE_URL");
+        assert_eq!(Config::from_vars(v).unwrap_err().variable, "DATABASE_URL");
+        let mut v = vars(&[]);
+        v.insert("REDIS_URL".into(), "   ".into());
+        assert_eq!(Config::from_vars(v).unwrap_err().variable, "REDIS_URL");
+    }
+
+    #[test]
+    fn malformed_values_are_named() {
+        for (name, value) in [
+            ("ACCESS_TOKEN_TTL_SECONDS", "soon"),
+            ("ACCESS_TOKEN_TTL_SECONDS", "0"),
+            ("REFRESH_REUSE_GRACE_SECONDS", "-1"),
+            ("COOKIE_SECURE", "maybe"),
+            ("LOG_FORMAT", "xml"),
+            ("API_ADDR", "localhost"),
+            ("MAIL_TRANSPORT", "sendmail"),
+            ("MAIL_TRANSPORT", "smtp://mailpit"),
+            ("TRUSTED_PROXIES", "10.0.0.0/33"),
+            ("PASSWORD_MIN_LENGTH", "4"),
+            ("AMQP_URL", "http://rabbit"),
+            ("QUEUE_PREFIX", "with space"),
+            ("ARGON2_MEMORY_KIB", "1024"),
+            ("LOGIN_MAX_FAILURES_PER_ACCOUNT", "0"),
+        ] {
+            let err = Config::from_vars(vars(&[(name, value)]))
+                .expect_err(&format!("{name}={value} should be refused"));
+            assert_eq!(err.variable, name, "{name}={value}");
+        }
+    }
+
+    #[test]
+    fn mail_transport_and_proxies_parse() {
+        let config = Config::from_vars(vars(&[
+            ("MAIL_TRANSPORT", "smtp://mailpit:1025"),
+            ("TRUSTED_PROXIES", "10.0.0.0/8, 192.168.1.7 ,::1/128"),
+            ("REFRESH_REUSE_GRACE_SECONDS", "0"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            config.mail_transport,
+            MailTransport::Smtp {
+                host: "mailpit".into(),
+                port: 1025
+            }
+        );
+        assert_eq!(config.trusted_proxies.len(), 3);
+        assert_eq!(config.refresh_reuse_grace, Duration::ZERO);
+        assert_eq!(
+            parse_mail_transport("file:/tmp/mail").unwrap(),
+            MailTransport::File("/tmp/mail".into())
+        );
+    }
+
+    #[test]
+    fn the_secret_is_not_printed_by_debug() {
+        let config = Config::from_vars(vars(&[])).unwrap();
+        assert!(!format!("{config:?}").contains("0123456789abcdef"));
+    }
+}

@@ -1,0 +1,81 @@
+//! The OpenAPI 3.1 document. `openapi/openapi.json` must equal
+//! [`document`] byte for byte (CONTRACT.md, "Processes"); `just openapi`
+//! rewrites it and a test fails when they differ.
+
+use utoipa::openapi::security::{
+    Flow, HttpAuthScheme, HttpBuilder, OAuth2, Password, Scopes, SecurityScheme,
+};
+use utoipa::{Modify, OpenApi};
+
+use super::handlers::ops;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Portcullis",
+        description = "Authentication API: JWT access tokens, rotating refresh-token cookies, logout through a Redis denylist, and password reset by email.",
+        license(name = "MIT", identifier = "MIT"),
+    ),
+    paths(ops::healthz, ops::readyz),
+    components(schemas(super::problem::ProblemDocument, super::problem::FieldError)),
+    modifiers(&SecuritySchemes, &Version),
+    tags(
+        (name = "operations", description = "Liveness and readiness"),
+    )
+)]
+pub struct ApiDoc;
+
+struct SecuritySchemes;
+
+impl Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+        // Makes Swagger UI's Authorize button log in through the form body
+        // of the login endpoint (CONTRACT.md, "Endpoints").
+        components.add_security_scheme(
+            "oauth2",
+            SecurityScheme::OAuth2(OAuth2::new([Flow::Password(Password::new(
+                "/api/v1/auth/login",
+                Scopes::new(),
+            ))])),
+        );
+    }
+}
+
+struct Version;
+
+impl Modify for Version {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        openapi.info.version = env!("CARGO_PKG_VERSION").to_owned();
+    }
+}
+
+/// The document as committed: pretty JSON and a final newline.
+pub fn document() -> String {
+    let mut text = ApiDoc::openapi()
+        .to_pretty_json()
+        .expect("the OpenAPI document serialises");
+    text.push('\n');
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn committed_document_matches_the_code() {
+        let committed = include_str!("../../openapi/openapi.json");
+        assert!(
+            committed == super::document(),
+            "openapi/openapi.json is stale: run `just openapi` (or `cargo run -- openapi > openapi/openapi.json`)"
+        );
+    }
+}

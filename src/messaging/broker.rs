@@ -1,0 +1,142 @@
+//! One supervised RabbitMQ connection per process.
+//!
+//! The API must start and answer while RabbitMQ is down (CONTRACT.md,
+//! "Password reset": the job is published when the broker is back), so the
+//! connection is made in the background, with exponential backoff, and made
+//! again whenever it drops. Each new connection redeclares the topology.
+//! Users take the current connection, or watch for the next one.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use lapin::{Connection, ConnectionProperties};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use super::Topology;
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+const MIN_BACKOFF: Duration = Duration::from_millis(200);
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
+const HEALTH_POLL: Duration = Duration::from_millis(250);
+
+/// A handle to the supervised connection; cheap to clone.
+#[derive(Clone)]
+pub struct Broker {
+    current: watch::Receiver<Option<Arc<Connection>>>,
+    topology: Topology,
+}
+
+impl Broker {
+    /// Starts the supervisor task; it stops, closing the connection, when
+    /// `shutdown` is cancelled.
+    pub fn start(
+        url: String,
+        topology: Topology,
+        name: &'static str,
+        shutdown: CancellationToken,
+    ) -> Self {
+        let (tx, rx) = watch::channel(None);
+        tokio::spawn(supervise(url, topology.clone(), name, tx, shutdown));
+        Self {
+            current: rx,
+            topology,
+        }
+    }
+
+    /// The live connection, if there is one right now.
+    pub fn connection(&self) -> Option<Arc<Connection>> {
+        self.current
+            .borrow()
+            .as_ref()
+            .filter(|c| c.status().connected())
+            .cloned()
+    }
+
+    pub fn is_connected(&self) -> bool {
+        self.connection().is_some()
+    }
+
+    /// Notified whenever the connection is made or lost.
+    pub fn watch(&self) -> watch::Receiver<Option<Arc<Connection>>> {
+        self.current.clone()
+    }
+
+    pub fn topology(&self) -> &Topology {
+        &self.topology
+    }
+}
+
+async fn supervise(
+    url: String,
+    topology: Topology,
+    name: &'static str,
+    tx: watch::Sender<Option<Arc<Connection>>>,
+    shutdown: CancellationToken,
+) {
+    let mut backoff = MIN_BACKOFF;
+    loop {
+        let attempt = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            attempt = tokio::time::timeout(CONNECT_TIMEOUT, connect(&url, &topology, name)) => attempt,
+        };
+        match attempt {
+            Ok(Ok(connection)) => {
+                info!(connection = name, "connected to RabbitMQ");
+                backoff = MIN_BACKOFF;
+                let connection = Arc::new(connection);
+                tx.send_replace(Some(connection.clone()));
+                let stopping = wait_until_lost(&connection, &shutdown).await;
+                tx.send_replace(None);
+                if stopping {
+                    let _ = connection.close(200, "shutting down".into()).await;
+                    return;
+                }
+                warn!(
+                    connection = name,
+                    "lost the RabbitMQ connection; reconnecting"
+                );
+            }
+            Ok(Err(error)) => {
+                warn!(connection = name, error = %error, retry_in_ms = backoff.as_millis() as u64, "cannot connect to RabbitMQ");
+            }
+            Err(_) => {
+                warn!(
+                    connection = name,
+                    retry_in_ms = backoff.as_millis() as u64,
+                    "connecting to RabbitMQ timed out"
+                );
+            }
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}
+
+async fn connect(url: &str, topology: &Topology, name: &'static str) -> lapin::Result<Connection> {
+    let properties = ConnectionProperties::default().with_connection_name(name.into());
+    let connection = Connection::connect(url, properties).await?;
+    let channel = connection.create_channel().await?;
+    topology.declare(&channel).await?;
+    let _ = channel.close(200, "topology declared".into()).await;
+    Ok(connection)
+}
+
+/// Returns true when asked to shut down, false when the connection dropped.
+async fn wait_until_lost(connection: &Connection, shutdown: &CancellationToken) -> bool {
+    let mut poll = tokio::time::interval(HEALTH_POLL);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return true,
+            _ = poll.tick() => {
+                if !connection.status().connected() {
+                    return false;
+                }
+            }
+        }
+    }
+}

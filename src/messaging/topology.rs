@@ -1,0 +1,143 @@
+//! The exchange and queues of CONTRACT.md, "Messaging", declared
+//! idempotently by both processes. Every name takes the configured prefix so
+//! parallel test runs on one broker never meet (empty in production).
+
+use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};
+use lapin::types::{AMQPValue, FieldTable};
+use lapin::{Channel, ExchangeKind};
+
+/// How often a quorum queue delivers one message before dead-lettering it,
+/// so a job that crashes its consumer every time still ends in the DLQ.
+pub const DELIVERY_LIMIT: i32 = 10;
+
+/// The kinds of job, one work queue each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobQueue {
+    PasswordReset,
+    SecurityNotice,
+}
+
+impl JobQueue {
+    pub const ALL: [JobQueue; 2] = [JobQueue::PasswordReset, JobQueue::SecurityNotice];
+
+    /// The queue name without prefix; also its routing key.
+    pub fn base_name(self) -> &'static str {
+        match self {
+            JobQueue::PasswordReset => "email.password_reset",
+            JobQueue::SecurityNotice => "email.security_notice",
+        }
+    }
+}
+
+/// The prefixed names this process uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Topology {
+    prefix: String,
+}
+
+impl Topology {
+    pub fn new(prefix: impl Into<String>) -> Self {
+        Self {
+            prefix: prefix.into(),
+        }
+    }
+
+    pub fn exchange(&self) -> String {
+        format!("{}portcullis.jobs", self.prefix)
+    }
+
+    pub fn queue(&self, queue: JobQueue) -> String {
+        format!("{}{}", self.prefix, queue.base_name())
+    }
+
+    pub fn dead_letter_queue(&self, queue: JobQueue) -> String {
+        format!("{}.dlq", self.queue(queue))
+    }
+
+    /// Declares the exchange, every work queue with its dead letter queue,
+    /// and the bindings. Redeclaring with the same arguments is a no-op.
+    pub async fn declare(&self, channel: &Channel) -> lapin::Result<()> {
+        let durable = QueueDeclareOptions {
+            durable: true,
+            ..QueueDeclareOptions::default()
+        };
+        channel
+            .exchange_declare(
+                self.exchange().into(),
+                ExchangeKind::Direct,
+                ExchangeDeclareOptions {
+                    durable: true,
+                    ..ExchangeDeclareOptions::default()
+                },
+                FieldTable::default(),
+            )
+            .await?;
+        for queue in JobQueue::ALL {
+            let name = self.queue(queue);
+            let dlq = self.dead_letter_queue(queue);
+            channel
+                .queue_declare(dlq.as_str().into(), durable, quorum_arguments())
+                .await?;
+            // Dead letters go through the default exchange, which routes by
+            // queue name, so no second exchange is needed.
+            let mut arguments = quorum_arguments();
+            arguments
+                .insert(
+                    "x-delivery-limit".into(),
+                    AMQPValue::LongInt(DELIVERY_LIMIT),
+                )
+                .insert(
+                    "x-dead-letter-exchange".into(),
+                    AMQPValue::LongString("".into()),
+                )
+                .insert(
+                    "x-dead-letter-routing-key".into(),
+                    AMQPValue::LongString(dlq.as_str().into()),
+                );
+            channel
+                .queue_declare(name.as_str().into(), durable, arguments)
+                .await?;
+            channel
+                .queue_bind(
+                    name.as_str().into(),
+                    self.exchange().into(),
+                    name.as_str().into(),
+                    QueueBindOptions::default(),
+                    FieldTable::default(),
+                )
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+fn quorum_arguments() -> FieldTable {
+    let mut arguments = FieldTable::default();
+    arguments.insert(
+        "x-queue-type".into(),
+        AMQPValue::LongString("quorum".into()),
+    );
+    arguments
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_the_contract_and_take_the_prefix() {
+        let plain = Topology::new("");
+        assert_eq!(plain.exchange(), "portcullis.jobs");
+        assert_eq!(plain.queue(JobQueue::PasswordReset), "email.password_reset");
+        assert_eq!(
+            plain.dead_letter_queue(JobQueue::SecurityNotice),
+            "email.security_notice.dlq"
+        );
+        let test = Topology::new("t1.");
+        assert_eq!(test.exchange(), "t1.portcullis.jobs");
+        assert_eq!(
+            test.dead_letter_queue(JobQueue::PasswordReset),
+            "t1.email.password_reset.dlq"
+        );
+    }
+}
