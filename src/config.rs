@@ -361,13 +361,13 @@ impl Vars {
         if value.len() <= 64
             && value
                 .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b':'))
         {
             Ok(value.to_owned())
         } else {
             Err(ConfigError::new(
                 name,
-                "must be at most 64 characters of [A-Za-z0-9._-]",
+                "must be at most 64 characters of [A-Za-z0-9._:-]",
             ))
         }
     }

@@ -1,0 +1,132 @@
+//! CONTRACT.md, "HTTP conventions".
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn an_unknown_path_is_a_404_problem() {
+    let app = spawn_app().await;
+
+    let response = app.get("/no/such/thing").await;
+
+    assert_problem(response, 404, "not-found").await;
+}
+
+#[tokio::test]
+async fn a_wrong_method_is_a_405_problem_with_allow() {
+    let app = spawn_app().await;
+
+    let response = app.client.delete(app.url("/healthz")).send().await.unwrap();
+
+    assert_eq!(response.headers()["allow"], "GET, HEAD");
+    assert_problem(response, 405, "method-not-allowed").await;
+}
+
+#[tokio::test]
+async fn a_valid_correlation_id_is_kept() {
+    let app = spawn_app().await;
+    let id = "client-req_42.a";
+
+    let response = app
+        .client
+        .get(app.url("/healthz"))
+        .header("X-Correlation-ID", id)
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(response.headers()["x-correlation-id"], id);
+}
+
+#[tokio::test]
+async fn a_missing_or_invalid_correlation_id_is_replaced_by_a_uuid_v4() {
+    let app = spawn_app().await;
+    for sent in [
+        None,
+        Some("has spaces in it"),
+        Some(&*"x".repeat(129)),
+        Some("a/b"),
+    ] {
+        let mut request = app.client.get(app.url("/healthz"));
+        if let Some(id) = sent {
+            request = request.header("X-Correlation-ID", id);
+        }
+
+        let response = request.send().await.unwrap();
+
+        let returned = response.headers()["x-correlation-id"].to_str().unwrap();
+        assert_ne!(Some(returned), sent);
+        let uuid = uuid::Uuid::parse_str(returned).expect("a UUID");
+        assert_eq!(uuid.get_version_num(), 4);
+    }
+}
+
+#[tokio::test]
+async fn errors_echo_the_correlation_id_in_header_and_body() {
+    let app = spawn_app().await;
+
+    let response = app
+        .client
+        .get(app.url("/missing"))
+        .header("X-Correlation-ID", "trace-me-1")
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(response.headers()["x-correlation-id"], "trace-me-1");
+    let body = assert_problem(response, 404, "not-found").await;
+    assert_eq!(body["correlation_id"], "trace-me-1");
+}
+
+#[tokio::test]
+async fn every_response_carries_nosniff() {
+    let app = spawn_app().await;
+    for path in ["/healthz", "/missing", "/metrics", "/openapi.json"] {
+        let response = app.get(path).await;
+        assert_eq!(
+            response.headers()["x-content-type-options"],
+            "nosniff",
+            "{path}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_declared_oversize_body_is_a_413_problem() {
+    let app = spawn_app().await;
+
+    let response = app
+        .client
+        .post(app.url("/healthz"))
+        .header("content-type", "application/json")
+        .body(vec![b' '; 65_537])
+        .send()
+        .await
+        .unwrap();
+
+    assert_problem(response, 413, "payload-too-large").await;
+}
+
+#[tokio::test]
+async fn head_is_answered_where_get_is() {
+    let app = spawn_app().await;
+
+    let response = app.client.head(app.url("/healthz")).send().await.unwrap();
+
+    assert_eq!(response.status(), 200);
+}
+
+#[tokio::test]
+async fn a_malformed_request_line_does_not_hurt_the_server() {
+    let app = spawn_app().await;
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", app.port))
+        .await
+        .unwrap();
+
+    stream.write_all(b"NOT HTTP AT ALL\r\n\r\n").await.unwrap();
+    let mut buffer = Vec::new();
+    let _ = stream.read_to_end(&mut buffer).await;
+
+    assert_eq!(app.get("/healthz").await.status(), 200);
+}

@@ -1,0 +1,249 @@
+//! The binary itself: exit codes, `migrate`, `openapi`, and a clean stop on
+//! SIGTERM for both processes.
+
+#[path = "common/mod.rs"]
+mod common;
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::TestResources;
+
+const BINARY: &str = env!("CARGO_BIN_EXE_portcullis");
+
+/// The binary with exactly `vars` as its environment, run in an empty
+/// directory so a developer's `.env` cannot leak in.
+fn command(args: &[&str], vars: &HashMap<String, String>) -> (Command, tempdir::Dir) {
+    let dir = tempdir::Dir::new();
+    let mut command = Command::new(BINARY);
+    command
+        .args(args)
+        .env_clear()
+        .envs(vars)
+        .current_dir(&dir.0)
+        .stdin(Stdio::null());
+    (command, dir)
+}
+
+mod tempdir {
+    /// A directory removed on drop.
+    pub struct Dir(pub std::path::PathBuf);
+
+    impl Dir {
+        pub fn new() -> Self {
+            let path =
+                std::env::temp_dir().join(format!("portcullis-cli-{}", uuid::Uuid::new_v4()));
+            std::fs::create_dir_all(&path).unwrap();
+            Self(path)
+        }
+    }
+
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+fn valid_vars() -> HashMap<String, String> {
+    [
+        (
+            "DATABASE_URL",
+            "postgres://postgres@127.0.0.1:5432/postgres",
+        ),
+        ("REDIS_URL", "redis://127.0.0.1:6379"),
+        ("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2f"),
+        ("JWT_SECRET", "0123456789abcdef0123456789abcdef"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect()
+}
+
+fn assert_config_error(vars: HashMap<String, String>, variable: &str) {
+    for subcommand in ["api", "worker", "migrate"] {
+        let (mut command, _dir) = command(&[subcommand], &vars);
+        let output = command.output().unwrap();
+        assert_eq!(output.status.code(), Some(2), "{subcommand}");
+        let stderr = String::from_utf8(output.stderr).unwrap();
+        assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+        assert!(stderr.contains(variable), "{stderr}");
+    }
+}
+
+#[test]
+fn a_missing_required_variable_stops_every_process_with_exit_code_2() {
+    for variable in ["DATABASE_URL", "REDIS_URL", "AMQP_URL", "JWT_SECRET"] {
+        let mut vars = valid_vars();
+        vars.remove(variable);
+        assert_config_error(vars, variable);
+    }
+}
+
+#[test]
+fn an_unsafe_jwt_secret_stops_the_process_with_exit_code_2() {
+    let mut vars = valid_vars();
+    vars.insert(
+        "JWT_SECRET".into(),
+        "only-31-bytes-long-xxxxxxxxxxxx".into(),
+    );
+    assert_config_error(vars, "JWT_SECRET");
+}
+
+#[test]
+fn a_malformed_value_stops_the_process_with_exit_code_2() {
+    let mut vars = valid_vars();
+    vars.insert("ACCESS_TOKEN_TTL_SECONDS".into(), "fifteen minutes".into());
+    assert_config_error(vars, "ACCESS_TOKEN_TTL_SECONDS");
+}
+
+#[test]
+fn the_dotenv_file_is_read() {
+    let vars = HashMap::new();
+    let (mut command, dir) = command(&["api"], &vars);
+    std::fs::write(
+        dir.0.join(".env"),
+        "DATABASE_URL=postgres://x@127.0.0.1/x\nREDIS_URL=redis://127.0.0.1\nAMQP_URL=amqp://127.0.0.1\nJWT_SECRET=short\n",
+    )
+    .unwrap();
+
+    let output = command.output().unwrap();
+
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("JWT_SECRET"));
+}
+
+#[test]
+fn an_unknown_subcommand_is_a_usage_error() {
+    let (mut command, _dir) = command(&["serve"], &valid_vars());
+    let output = command.output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("usage"));
+}
+
+#[test]
+fn openapi_prints_the_committed_document() {
+    // Needs no configuration at all.
+    let (mut command, _dir) = command(&["openapi"], &HashMap::new());
+    let output = command.output().unwrap();
+    assert!(output.status.success());
+    assert!(
+        output.stdout == include_bytes!("../openapi/openapi.json"),
+        "openapi/openapi.json differs from `portcullis openapi`: run `just openapi`"
+    );
+}
+
+#[tokio::test]
+async fn migrate_applies_the_migrations_and_exits() {
+    let resources = TestResources::create().await;
+    let (mut command, _dir) = command(&["migrate"], &resources.vars());
+
+    let output = command.output().unwrap();
+
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    let (client, connection) =
+        tokio_postgres::connect(&resources.database_url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+    tokio::spawn(connection);
+    let row = client
+        .query_one("SELECT to_regclass('public.users') IS NOT NULL", &[])
+        .await
+        .unwrap();
+    assert!(row.get::<_, bool>(0));
+    // A second run finds nothing to do and succeeds.
+    let (mut again, _dir) = self::command(&["migrate"], &resources.vars());
+    assert!(again.output().unwrap().status.success());
+}
+
+/// Starts a long-running subcommand on a random port and returns the child
+/// and the address it logged.
+fn start(
+    subcommand: &str,
+    addr_var: &str,
+    mut vars: HashMap<String, String>,
+) -> (Child, String, tempdir::Dir) {
+    vars.insert(addr_var.into(), "127.0.0.1:0".into());
+    vars.insert("LOG_FORMAT".into(), "json".into());
+    let (mut command, dir) = command(&[subcommand], &vars);
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut addr = None;
+    for line in stdout.lines() {
+        let line = line.unwrap();
+        let value: serde_json::Value =
+            serde_json::from_str(&line).unwrap_or_else(|_| panic!("not a JSON line: {line}"));
+        for key in ["timestamp", "level", "target", "message"] {
+            assert!(value.get(key).is_some(), "{key} missing from {line}");
+        }
+        if let Some(a) = value["addr"].as_str() {
+            addr = Some(a.to_owned());
+            break;
+        }
+    }
+    (child, addr.expect("the process logs its address"), dir)
+}
+
+fn terminate_and_wait(mut child: Child) -> std::process::ExitStatus {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the process did not stop on SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[tokio::test]
+async fn the_api_serves_and_stops_cleanly_on_sigterm() {
+    let resources = TestResources::create().await;
+    let (child, addr, _dir) = start("api", "API_ADDR", resources.vars());
+
+    let response = reqwest::get(format!("http://{addr}/healthz"))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+
+    let status = terminate_and_wait(child);
+    assert!(status.success(), "{status:?}");
+}
+
+#[tokio::test]
+async fn the_worker_serves_health_and_metrics_and_stops_cleanly_on_sigterm() {
+    let resources = TestResources::create().await;
+    let (child, addr, _dir) = start("worker", "WORKER_METRICS_ADDR", resources.vars());
+
+    let health = reqwest::get(format!("http://{addr}/healthz"))
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    let metrics = reqwest::get(format!("http://{addr}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("process_resident_memory_bytes"));
+
+    let status = terminate_and_wait(child);
+    assert!(status.success(), "{status:?}");
+}

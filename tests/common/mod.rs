@@ -1,0 +1,162 @@
+//! Shared by every test binary: real services, one fresh database and one
+//! set of queue and key names per test, so tests run in parallel.
+//!
+//! The services default to the local ones; `TEST_DATABASE_ADMIN_URL`,
+//! `TEST_REDIS_URL` and `TEST_AMQP_URL` point elsewhere.
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+
+use portcullis::messaging::Topology;
+use portcullis::messaging::topology::JobQueue;
+use uuid::Uuid;
+
+pub fn admin_database_url() -> String {
+    std::env::var("TEST_DATABASE_ADMIN_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+pub fn redis_url() -> String {
+    std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+pub fn amqp_url() -> String {
+    std::env::var("TEST_AMQP_URL")
+        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
+}
+
+/// A database created for one test and dropped, with its queues, when the
+/// test ends (pass or fail).
+pub struct TestResources {
+    pub database_name: String,
+    pub database_url: String,
+    pub queue_prefix: String,
+    pub redis_key_prefix: String,
+    pub mail_dir: std::path::PathBuf,
+}
+
+impl TestResources {
+    pub async fn create() -> Self {
+        let id = Uuid::new_v4().simple().to_string();
+        let database_name = format!("portcullis_test_{id}");
+        let (client, connection) =
+            tokio_postgres::connect(&admin_database_url(), tokio_postgres::NoTls)
+                .await
+                .expect("PostgreSQL must be running for the tests (see README, Testing)");
+        tokio::spawn(connection);
+        client
+            .batch_execute(&format!("CREATE DATABASE \"{database_name}\""))
+            .await
+            .expect("creating the test database");
+        let database_url = replace_database(&admin_database_url(), &database_name);
+        let mail_dir = std::env::temp_dir().join(format!("portcullis-mail-{id}"));
+        Self {
+            database_name,
+            database_url,
+            queue_prefix: format!("test-{}.", &id[..12]),
+            redis_key_prefix: format!("test-{}:", &id[..12]),
+            mail_dir,
+        }
+    }
+
+    /// The environment a process under test gets.
+    pub fn vars(&self) -> HashMap<String, String> {
+        [
+            ("DATABASE_URL", self.database_url.clone()),
+            ("REDIS_URL", redis_url()),
+            ("AMQP_URL", amqp_url()),
+            ("QUEUE_PREFIX", self.queue_prefix.clone()),
+            ("REDIS_KEY_PREFIX", self.redis_key_prefix.clone()),
+            (
+                "JWT_SECRET",
+                format!("test-secret-{}", Uuid::new_v4().simple()),
+            ),
+            (
+                "MAIL_TRANSPORT",
+                format!("file:{}", self.mail_dir.display()),
+            ),
+            ("COOKIE_SECURE", "false".into()),
+            ("SHUTDOWN_TIMEOUT_SECONDS", "5".into()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect()
+    }
+}
+
+impl Drop for TestResources {
+    fn drop(&mut self) {
+        let database_name = self.database_name.clone();
+        let topology = Topology::new(self.queue_prefix.clone());
+        let mail_dir = self.mail_dir.clone();
+        // Drop runs outside any runtime we may block, so clean up on a
+        // thread of its own.
+        let cleanup = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("cleanup runtime");
+            runtime.block_on(async move {
+                if let Ok((client, connection)) =
+                    tokio_postgres::connect(&admin_database_url(), tokio_postgres::NoTls).await
+                {
+                    tokio::spawn(connection);
+                    let _ = client
+                        .batch_execute(&format!(
+                            "DROP DATABASE IF EXISTS \"{database_name}\" WITH (FORCE)"
+                        ))
+                        .await;
+                }
+                delete_topology(&topology).await;
+            });
+            let _ = std::fs::remove_dir_all(mail_dir);
+        });
+        let _ = cleanup.join();
+    }
+}
+
+async fn delete_topology(topology: &Topology) {
+    use lapin::options::{ExchangeDeleteOptions, QueueDeleteOptions};
+    let Ok(connection) =
+        lapin::Connection::connect(&amqp_url(), lapin::ConnectionProperties::default()).await
+    else {
+        return;
+    };
+    if let Ok(channel) = connection.create_channel().await {
+        for queue in JobQueue::ALL {
+            for name in [topology.queue(queue), topology.dead_letter_queue(queue)] {
+                let _ = channel
+                    .queue_delete(name.as_str().into(), QueueDeleteOptions::default())
+                    .await;
+            }
+        }
+        let _ = channel
+            .exchange_delete(topology.exchange().into(), ExchangeDeleteOptions::default())
+            .await;
+    }
+    let _ = connection.close(200, "test done".into()).await;
+}
+
+/// `postgres://user@host:port/db?x` with another database name.
+fn replace_database(url: &str, database: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
+    };
+    let scheme_end = base.find("://").map_or(0, |i| i + 3);
+    let base = match base[scheme_end..].find('/') {
+        Some(slash) => &base[..scheme_end + slash],
+        None => base,
+    };
+    match query {
+        Some(query) => format!("{base}/{database}?{query}"),
+        None => format!("{base}/{database}"),
+    }
+}
+
+/// A TCP port on which nothing listens.
+pub fn closed_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
