@@ -10,9 +10,13 @@ use redis::aio::ConnectionManager;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::cache::{Denylist, Keys, RateLimiter};
 use crate::config::Config;
+use crate::domain::PasswordPolicy;
 use crate::http;
 use crate::messaging::{Broker, Topology};
+use crate::security::jwt::JwtKeys;
+use crate::security::password::PasswordHasher;
 use crate::{cache, db, telemetry};
 
 /// What the API's handlers share.
@@ -21,6 +25,11 @@ pub struct AppContext {
     pub db: Pool,
     pub redis: ConnectionManager,
     pub broker: Broker,
+    pub hasher: PasswordHasher,
+    pub password_policy: PasswordPolicy,
+    pub jwt: Arc<JwtKeys>,
+    pub denylist: Denylist,
+    pub limiter: RateLimiter,
 }
 
 pub type AppState = Arc<AppContext>;
@@ -64,7 +73,18 @@ pub async fn run_api(
 
     let Resources { db, broker } = open_resources(&config, "portcullis-api", &background).await?;
     let redis = cache::connect(&config.redis_url)?;
+    let keys = Keys::new(&config.redis_key_prefix);
+    // One Argon2 run per core: a login storm queues instead of starving
+    // every other request (CONTRACT.md, "Authentication model").
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
     let state: AppState = Arc::new(AppContext {
+        hasher: PasswordHasher::new(config.argon2, cores)?,
+        password_policy: PasswordPolicy {
+            min_chars: config.password_min_length,
+        },
+        jwt: Arc::new(JwtKeys::new(&config)),
+        denylist: Denylist::new(redis.clone(), keys.clone()),
+        limiter: RateLimiter::new(redis.clone(), keys),
         config: config.clone(),
         db: db.clone(),
         redis,

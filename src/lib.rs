@@ -8,8 +8,12 @@ pub mod app;
 pub mod cache;
 pub mod config;
 pub mod db;
+pub mod domain;
 pub mod http;
 pub mod messaging;
+pub mod repositories;
+pub mod security;
+pub mod services;
 pub mod telemetry;
 
 pub use app::{cancel_on_signal, run_api, run_worker};

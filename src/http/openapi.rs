@@ -3,11 +3,12 @@
 //! rewrites it and a test fails when they differ.
 
 use utoipa::openapi::security::{
-    Flow, HttpAuthScheme, HttpBuilder, OAuth2, Password, Scopes, SecurityScheme,
+    ApiKey, ApiKeyValue, Flow, HttpAuthScheme, HttpBuilder, OAuth2, Password, Scopes,
+    SecurityScheme,
 };
 use utoipa::{Modify, OpenApi};
 
-use super::handlers::ops;
+use super::handlers::{auth, ops, users};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -16,10 +17,25 @@ use super::handlers::ops;
         description = "Authentication API: JWT access tokens, rotating refresh-token cookies, logout through a Redis denylist, and password reset by email.",
         license(name = "MIT", identifier = "MIT"),
     ),
-    paths(ops::healthz, ops::readyz),
+    paths(
+        auth::register,
+        auth::login,
+        auth::refresh,
+        auth::logout,
+        auth::logout_all,
+        users::me,
+        users::update_me,
+        users::change_password,
+        users::list_sessions,
+        users::delete_session,
+        ops::healthz,
+        ops::readyz,
+    ),
     components(schemas(super::problem::ProblemDocument, super::problem::FieldError)),
     modifiers(&SecuritySchemes, &Version),
     tags(
+        (name = "auth", description = "Registration, login, token refresh and logout"),
+        (name = "users", description = "The signed-in user's account and sessions"),
         (name = "operations", description = "Liveness and readiness"),
     )
 )]
@@ -38,6 +54,10 @@ impl Modify for SecuritySchemes {
                     .bearer_format("JWT")
                     .build(),
             ),
+        );
+        components.add_security_scheme(
+            "refresh_cookie",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new("refresh_token"))),
         );
         // Makes Swagger UI's Authorize button log in through the form body
         // of the login endpoint (CONTRACT.md, "Endpoints").

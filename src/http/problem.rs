@@ -14,26 +14,12 @@ use serde_json::{Map, Value};
 
 use super::Response;
 use super::layers::correlation_id::CorrelationId;
+use crate::services::ServiceError;
 
 /// Every problem `type` is this base plus a slug.
 pub const PROBLEM_TYPE_BASE: &str = "https://portcullis.dev/problems/";
 
-/// One invalid field of a 422.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
-pub struct FieldError {
-    /// The JSON field name, e.g. `email`.
-    pub field: String,
-    pub message: String,
-}
-
-impl FieldError {
-    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            field: field.into(),
-            message: message.into(),
-        }
-    }
-}
+pub use crate::domain::FieldError;
 
 /// A client-visible error.
 #[derive(Debug)]
@@ -206,6 +192,58 @@ impl ApiError {
             }
         };
         render(problem, correlation_id)
+    }
+}
+
+impl From<ServiceError> for ApiError {
+    fn from(error: ServiceError) -> Self {
+        match error {
+            ServiceError::Invalid(errors) => ApiError::validation(errors),
+            ServiceError::EmailTaken => ApiError::new(
+                StatusCode::CONFLICT,
+                "email-taken",
+                "Conflict",
+                "an account with this email already exists",
+            ),
+            ServiceError::InvalidCredentials => ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid-credentials",
+                "Unauthorized",
+                "wrong email or password",
+            ),
+            ServiceError::RateLimited {
+                retry_after_seconds,
+            } => ApiError::too_many_requests(retry_after_seconds),
+            ServiceError::InvalidRefreshToken => ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid-refresh-token",
+                "Unauthorized",
+                "the refresh token is missing, invalid, expired or revoked",
+            ),
+            ServiceError::WrongCurrentPassword => ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "wrong-current-password",
+                "Bad Request",
+                "the current password is wrong",
+            ),
+            ServiceError::Unauthenticated => {
+                ApiError::unauthorized("a valid access token is required")
+            }
+            ServiceError::NotFound => ApiError::not_found("no such resource"),
+            ServiceError::Unavailable { dependency, source } => {
+                tracing::warn!(
+                    dependency,
+                    error = format!("{source:#}"),
+                    "a dependency is unavailable"
+                );
+                ApiError::service_unavailable(
+                    "dependency-unavailable",
+                    "a backing service is unavailable; try again shortly",
+                )
+                .with_header(header::RETRY_AFTER, HeaderValue::from_static("1"))
+            }
+            ServiceError::Internal(error) => ApiError::Internal(error),
+        }
     }
 }
 

@@ -1,18 +1,74 @@
 //! Route tables and thin handlers: parse, call one service, map the result.
 
+pub mod auth;
 pub mod docs;
 pub mod ops;
+pub mod users;
 
 use http::Method;
 
+use super::layers::auth::AuthLayer;
+use super::layers::denylist::DenylistLayer;
 use super::router::{Router, handler};
 use crate::app::AppState;
 
 /// Every route of the API process.
 pub fn api_router(state: AppState) -> Router {
+    let s = || state.clone();
+    // Auth runs first, then the denylist check, on these routes only.
+    let protected = Router::new()
+        .route(
+            Method::POST,
+            "/api/v1/auth/logout",
+            handler(s(), auth::logout),
+        )
+        .route(
+            Method::POST,
+            "/api/v1/auth/logout-all",
+            handler(s(), auth::logout_all),
+        )
+        .route(Method::GET, "/api/v1/users/me", handler(s(), users::me))
+        .route(
+            Method::PATCH,
+            "/api/v1/users/me",
+            handler(s(), users::update_me),
+        )
+        .route(
+            Method::POST,
+            "/api/v1/users/me/password",
+            handler(s(), users::change_password),
+        )
+        .route(
+            Method::GET,
+            "/api/v1/users/me/sessions",
+            handler(s(), users::list_sessions),
+        )
+        .route(
+            Method::DELETE,
+            "/api/v1/users/me/sessions/{id}",
+            handler(s(), users::delete_session),
+        )
+        .layer(DenylistLayer::new(state.denylist.clone()))
+        .layer(AuthLayer::new(state.jwt.clone()));
     Router::new()
+        .route(
+            Method::POST,
+            "/api/v1/auth/register",
+            handler(s(), auth::register),
+        )
+        .route(
+            Method::POST,
+            "/api/v1/auth/login",
+            handler(s(), auth::login),
+        )
+        .route(
+            Method::POST,
+            "/api/v1/auth/refresh",
+            handler(s(), auth::refresh),
+        )
+        .merge(protected)
         .route(Method::GET, "/healthz", handler((), ops::healthz))
-        .route(Method::GET, "/readyz", handler(state.clone(), ops::readyz))
+        .route(Method::GET, "/readyz", handler(s(), ops::readyz))
         .route(Method::GET, "/metrics", handler((), ops::metrics))
         .route(
             Method::GET,

@@ -6,9 +6,11 @@
 //! behind (DEPENDENCIES.md, hyper).
 
 pub mod access_log;
+pub mod auth;
 pub mod body_limit;
 pub mod catch_panic;
 pub mod correlation_id;
+pub mod denylist;
 pub mod metrics;
 pub mod security_headers;
 pub mod timeout;

@@ -1,0 +1,93 @@
+//! The access-token denylist and the per-user "not before" mark
+//! (CONTRACT.md, "Authentication model"). One authenticated request costs
+//! one Redis round trip: the three keys are read with a single `MGET`.
+
+use std::time::Duration;
+
+use redis::aio::ConnectionManager;
+use uuid::Uuid;
+
+use super::Keys;
+use crate::security::jwt::Claims;
+
+#[derive(Clone)]
+pub struct Denylist {
+    redis: ConnectionManager,
+    keys: Keys,
+}
+
+impl Denylist {
+    pub fn new(redis: ConnectionManager, keys: Keys) -> Self {
+        Self { redis, keys }
+    }
+
+    fn jti_key(&self, jti: Uuid) -> String {
+        self.keys.key(format_args!("denylist:jti:{jti}"))
+    }
+
+    fn sid_key(&self, sid: Uuid) -> String {
+        self.keys.key(format_args!("denylist:sid:{sid}"))
+    }
+
+    fn not_before_key(&self, user_id: Uuid) -> String {
+        self.keys.key(format_args!("not_before:{user_id}"))
+    }
+
+    /// Whether the token may still be used: its `jti` and `sid` are not
+    /// denylisted and it was issued at or after the user's mark.
+    pub async fn allows(&self, claims: &Claims) -> redis::RedisResult<bool> {
+        let mut redis = self.redis.clone();
+        let (jti, sid, not_before): (Option<String>, Option<String>, Option<i64>) =
+            redis::cmd("MGET")
+                .arg(self.jti_key(claims.jti))
+                .arg(self.sid_key(claims.sid))
+                .arg(self.not_before_key(claims.sub))
+                .query_async(&mut redis)
+                .await?;
+        Ok(jti.is_none() && sid.is_none() && not_before.is_none_or(|mark| claims.iat_us >= mark))
+    }
+
+    /// Denylists one access token for the rest of its life and the given
+    /// sessions for an access-token lifetime, in one round trip.
+    pub async fn deny(
+        &self,
+        token: Option<(Uuid, Duration)>,
+        sessions: &[Uuid],
+        session_ttl: Duration,
+    ) -> redis::RedisResult<()> {
+        if token.is_none() && sessions.is_empty() {
+            return Ok(());
+        }
+        let mut pipe = redis::pipe();
+        if let Some((jti, ttl)) = token {
+            pipe.set_ex(self.jti_key(jti), 1, ttl.as_secs().max(1))
+                .ignore();
+        }
+        for sid in sessions {
+            pipe.set_ex(self.sid_key(*sid), 1, session_ttl.as_secs().max(1))
+                .ignore();
+        }
+        let mut redis = self.redis.clone();
+        let _: () = pipe.query_async(&mut redis).await?;
+        Ok(())
+    }
+
+    /// Invalidates every access token of `user_id` issued before `at_us`
+    /// (microseconds); the mark lives as long as an access token.
+    pub async fn set_not_before(
+        &self,
+        user_id: Uuid,
+        at_us: i64,
+        ttl: Duration,
+    ) -> redis::RedisResult<()> {
+        let mut redis = self.redis.clone();
+        let _: () = redis::cmd("SET")
+            .arg(self.not_before_key(user_id))
+            .arg(at_us)
+            .arg("EX")
+            .arg(ttl.as_secs().max(1))
+            .query_async(&mut redis)
+            .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,129 @@
+//! Fixed-window counters in Redis for failed logins, per normalised email
+//! and per client address (CONTRACT.md, "Brute force").
+//!
+//! A login attempt reserves its place in both counters atomically before
+//! the password is checked, so parallel attempts cannot overshoot a limit;
+//! a successful login then clears the account counter and gives back its
+//! address slot, leaving only failures counted.
+
+use std::net::IpAddr;
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use redis::Script;
+use redis::aio::ConnectionManager;
+use sha2::{Digest, Sha256};
+
+use super::Keys;
+
+/// Returns {0, 0} when reserved, or {n, seconds} when limit n is reached.
+static RESERVE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+        for i = 1, #KEYS do
+            local count = tonumber(redis.call('GET', KEYS[i]) or '0')
+            if count >= tonumber(ARGV[i]) then
+                local ttl = redis.call('TTL', KEYS[i])
+                if ttl < 1 then ttl = 1 end
+                return {i, ttl}
+            end
+        end
+        for i = 1, #KEYS do
+            if redis.call('INCR', KEYS[i]) == 1 then
+                redis.call('EXPIRE', KEYS[i], ARGV[#KEYS + 1])
+            end
+        end
+        return {0, 0}
+        ",
+    )
+});
+
+/// Clears KEYS[1] and gives one slot back to KEYS[2].
+static SUCCEED: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+        redis.call('DEL', KEYS[1])
+        if tonumber(redis.call('GET', KEYS[2]) or '0') > 0 then
+            redis.call('DECR', KEYS[2])
+        end
+        return 0
+        ",
+    )
+});
+
+/// Which limit refused an attempt, and for how long.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limited {
+    pub retry_after: Duration,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct LoginLimits {
+    pub window: Duration,
+    pub per_account: u32,
+    pub per_address: u32,
+}
+
+#[derive(Clone)]
+pub struct RateLimiter {
+    redis: ConnectionManager,
+    keys: Keys,
+}
+
+impl RateLimiter {
+    pub fn new(redis: ConnectionManager, keys: Keys) -> Self {
+        Self { redis, keys }
+    }
+
+    /// Emails are hashed into key names: no address sits in Redis in clear.
+    fn email_key(&self, scope: &str, email: &str) -> String {
+        let digest = Sha256::digest(email.as_bytes());
+        let mut hex = String::with_capacity(64);
+        for byte in digest {
+            use std::fmt::Write;
+            let _ = write!(hex, "{byte:02x}");
+        }
+        self.keys.key(format_args!("ratelimit:{scope}:email:{hex}"))
+    }
+
+    fn address_key(&self, address: IpAddr) -> String {
+        self.keys
+            .key(format_args!("ratelimit:login:addr:{address}"))
+    }
+
+    /// Reserves a login attempt for `email` (normalised) from `address`.
+    pub async fn reserve_login(
+        &self,
+        email: &str,
+        address: IpAddr,
+        limits: LoginLimits,
+    ) -> redis::RedisResult<Result<(), Limited>> {
+        let mut redis = self.redis.clone();
+        let (refused, ttl): (u32, u64) = RESERVE
+            .key(self.email_key("login", email))
+            .key(self.address_key(address))
+            .arg(limits.per_account)
+            .arg(limits.per_address)
+            .arg(limits.window.as_secs().max(1))
+            .invoke_async(&mut redis)
+            .await?;
+        Ok(match refused {
+            0 => Ok(()),
+            _ => Err(Limited {
+                retry_after: Duration::from_secs(ttl),
+            }),
+        })
+    }
+
+    /// A login succeeded: the account counter starts again and the
+    /// address gets its reserved slot back.
+    pub async fn login_succeeded(&self, email: &str, address: IpAddr) -> redis::RedisResult<()> {
+        let mut redis = self.redis.clone();
+        let _: i64 = SUCCEED
+            .key(self.email_key("login", email))
+            .key(self.address_key(address))
+            .invoke_async(&mut redis)
+            .await?;
+        Ok(())
+    }
+}

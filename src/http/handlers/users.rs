@@ -1,0 +1,200 @@
+//! `/api/v1/users/me*`: the signed-in user's account and sessions.
+
+use http::StatusCode;
+use serde::{Deserialize, Deserializer, Serialize};
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::app::AppState;
+use crate::domain::FullName;
+use crate::http::extract;
+use crate::http::layers::auth::AuthenticatedUser;
+use crate::http::problem::ProblemDocument;
+use crate::http::router::PathParams;
+use crate::http::{ApiError, Request, Response, empty, json};
+use crate::repositories::sessions::SessionRecord;
+use crate::repositories::users::UserRecord;
+use crate::services::{self, ServiceError};
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserResponse {
+    pub id: Uuid,
+    #[schema(example = "ada@example.com")]
+    pub email: String,
+    #[schema(example = "Ada Lovelace")]
+    pub full_name: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: OffsetDateTime,
+}
+
+impl From<UserRecord> for UserResponse {
+    fn from(user: UserRecord) -> Self {
+        Self {
+            id: user.id,
+            email: user.email,
+            full_name: user.full_name,
+            created_at: user.created_at,
+        }
+    }
+}
+
+/// `full_name` must be present; `null` clears it.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateMeRequest {
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, required = true, example = "Ada King")]
+    pub full_name: Option<Option<String>>,
+}
+
+/// Tells a present `null` (`Some(None)`) from an absent key (`None`).
+fn present<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(deserializer).map(Some)
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChangePasswordRequest {
+    pub current_password: String,
+    #[schema(min_length = 12, max_length = 128)]
+    pub new_password: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionResponse {
+    /// The `sid` claim of this session's access tokens.
+    pub id: Uuid,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub last_used_at: OffsetDateTime,
+    pub user_agent: Option<String>,
+    /// True for the session of the token that asked.
+    pub current: bool,
+}
+
+/// The signed-in user.
+#[utoipa::path(
+    get,
+    path = "/api/v1/users/me",
+    tag = "users",
+    security(("bearer" = []), ("oauth2" = [])),
+    responses(
+        (status = 200, description = "The user", body = UserResponse),
+        (status = 401, description = "No valid access token", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 503, description = "The session store is unavailable", body = ProblemDocument, content_type = "application/problem+json"),
+    )
+)]
+pub async fn me(state: AppState, request: Request) -> Result<Response, ApiError> {
+    let claims = AuthenticatedUser::of(&request)?;
+    let user = services::users::me(&state, claims.sub).await?;
+    json(StatusCode::OK, &UserResponse::from(user))
+}
+
+/// Change the display name (`null` clears it).
+#[utoipa::path(
+    patch,
+    path = "/api/v1/users/me",
+    tag = "users",
+    security(("bearer" = []), ("oauth2" = [])),
+    request_body = UpdateMeRequest,
+    responses(
+        (status = 200, description = "The updated user", body = UserResponse),
+        (status = 400, description = "The body is not JSON", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 401, description = "No valid access token", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not JSON", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid name", body = ProblemDocument, content_type = "application/problem+json"),
+    )
+)]
+pub async fn update_me(state: AppState, request: Request) -> Result<Response, ApiError> {
+    let claims = AuthenticatedUser::of(&request)?.clone();
+    let body: UpdateMeRequest = extract::json(request).await?;
+    let full_name = match body.full_name {
+        None => return Err(ServiceError::invalid("full_name", "is required").into()),
+        Some(None) => None,
+        Some(Some(raw)) => {
+            Some(FullName::parse(&raw).map_err(|m| ServiceError::invalid("full_name", m))?)
+        }
+    };
+    let user = services::users::update_full_name(&state, claims.sub, full_name).await?;
+    json(StatusCode::OK, &UserResponse::from(user))
+}
+
+/// Change the password: other sessions end; access tokens issued before
+/// stop working, while this session's refresh cookie keeps working.
+#[utoipa::path(
+    post,
+    path = "/api/v1/users/me/password",
+    tag = "users",
+    security(("bearer" = []), ("oauth2" = [])),
+    request_body = ChangePasswordRequest,
+    responses(
+        (status = 204, description = "Changed"),
+        (status = 400, description = "The current password is wrong, or the body is not JSON", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 401, description = "No valid access token", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 422, description = "The new password is too weak", body = ProblemDocument, content_type = "application/problem+json"),
+    )
+)]
+pub async fn change_password(state: AppState, request: Request) -> Result<Response, ApiError> {
+    let claims = AuthenticatedUser::of(&request)?.clone();
+    let body: ChangePasswordRequest = extract::json(request).await?;
+    services::users::change_password(&state, &claims, &body.current_password, body.new_password)
+        .await?;
+    Ok(empty(StatusCode::NO_CONTENT))
+}
+
+/// The user's live sessions.
+#[utoipa::path(
+    get,
+    path = "/api/v1/users/me/sessions",
+    tag = "users",
+    security(("bearer" = []), ("oauth2" = [])),
+    responses(
+        (status = 200, description = "Live sessions", body = [SessionResponse]),
+        (status = 401, description = "No valid access token", body = ProblemDocument, content_type = "application/problem+json"),
+    )
+)]
+pub async fn list_sessions(state: AppState, request: Request) -> Result<Response, ApiError> {
+    let claims = AuthenticatedUser::of(&request)?;
+    let sessions = services::sessions::list(&state, claims.sub).await?;
+    let body: Vec<SessionResponse> = sessions
+        .into_iter()
+        .map(|s: SessionRecord| SessionResponse {
+            current: s.id == claims.sid,
+            id: s.id,
+            created_at: s.created_at,
+            last_used_at: s.last_used_at,
+            user_agent: s.user_agent,
+        })
+        .collect();
+    json(StatusCode::OK, &body)
+}
+
+/// End one session; its access tokens stop working at once.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/users/me/sessions/{id}",
+    tag = "users",
+    security(("bearer" = []), ("oauth2" = [])),
+    params(("id" = Uuid, Path, description = "The session id")),
+    responses(
+        (status = 204, description = "Ended"),
+        (status = 401, description = "No valid access token", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 404, description = "No such live session of this user", body = ProblemDocument, content_type = "application/problem+json"),
+    )
+)]
+pub async fn delete_session(state: AppState, request: Request) -> Result<Response, ApiError> {
+    let claims = AuthenticatedUser::of(&request)?;
+    let id = request
+        .extensions()
+        .get::<PathParams>()
+        .and_then(|p| p.get("id"))
+        .and_then(|id| Uuid::parse_str(id).ok())
+        .ok_or_else(|| ApiError::not_found("no such session"))?;
+    services::sessions::delete(&state, claims, id).await?;
+    Ok(empty(StatusCode::NO_CONTENT))
+}

@@ -1,0 +1,5 @@
+//! All SQL, and nothing else: one statement per function, named after what
+//! it does, taking any client or transaction (STYLE.md, habit 6).
+
+pub mod sessions;
+pub mod users;

@@ -1,0 +1,270 @@
+//! Sessions (refresh-token families) and their refresh tokens.
+//!
+//! Rotation is one statement: of concurrent rotations of the same token,
+//! PostgreSQL lets the first `UPDATE ... WHERE used_at IS NULL` win and
+//! re-checks the others against the committed row, where they match
+//! nothing. Losers then read the token's state to choose between the grace
+//! and the reuse path (CONTRACT.md, "Authentication model").
+
+use deadpool_postgres::GenericClient;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// Why a session ended; the values of `sessions.revoked_reason`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RevokeReason {
+    Logout,
+    LogoutAll,
+    ReuseDetected,
+    SessionDeleted,
+    PasswordChanged,
+    PasswordReset,
+}
+
+impl RevokeReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RevokeReason::Logout => "logout",
+            RevokeReason::LogoutAll => "logout_all",
+            RevokeReason::ReuseDetected => "reuse_detected",
+            RevokeReason::SessionDeleted => "session_deleted",
+            RevokeReason::PasswordChanged => "password_changed",
+            RevokeReason::PasswordReset => "password_reset",
+        }
+    }
+}
+
+/// The session and user a refresh token belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokenOwner {
+    pub session_id: Uuid,
+    pub user_id: Uuid,
+}
+
+/// What is known about a presented refresh token that did not rotate.
+#[derive(Debug, Clone)]
+pub struct RefreshTokenState {
+    pub owner: TokenOwner,
+    pub session_revoked: bool,
+    pub expired: bool,
+    /// Seconds since it was used, if it was.
+    pub used_seconds_ago: Option<f64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SessionRecord {
+    pub id: Uuid,
+    pub created_at: OffsetDateTime,
+    pub last_used_at: OffsetDateTime,
+    pub user_agent: Option<String>,
+}
+
+/// Starts a session with its first refresh token, in one statement.
+pub async fn create_session(
+    client: &impl GenericClient,
+    session_id: Uuid,
+    user_id: Uuid,
+    user_agent: Option<&str>,
+    token_hash: &[u8],
+    ttl_seconds: i64,
+) -> Result<(), tokio_postgres::Error> {
+    const SQL: &str = "WITH session AS ( \
+            INSERT INTO sessions (id, user_id, user_agent, expires_at) \
+            VALUES ($1, $2, $3, now() + $5::bigint * interval '1 second') \
+            RETURNING id, user_id, expires_at \
+        ) \
+        INSERT INTO refresh_tokens (token_hash, session_id, user_id, expires_at) \
+        SELECT $4, id, user_id, expires_at FROM session";
+    let statement = client.prepare_cached(SQL).await?;
+    client
+        .execute(
+            &statement,
+            &[
+                &session_id,
+                &user_id,
+                &user_agent,
+                &token_hash,
+                &ttl_seconds,
+            ],
+        )
+        .await?;
+    Ok(())
+}
+
+/// Marks the presented token used and issues its successor, if the token
+/// is unused, unexpired and its session live. One round trip.
+pub async fn rotate_refresh_token(
+    client: &impl GenericClient,
+    presented_hash: &[u8],
+    new_hash: &[u8],
+    ttl_seconds: i64,
+) -> Result<Option<TokenOwner>, tokio_postgres::Error> {
+    const SQL: &str = "WITH rotated AS ( \
+            UPDATE refresh_tokens t SET used_at = now() \
+            FROM sessions s \
+            WHERE t.token_hash = $1 AND s.id = t.session_id \
+              AND t.used_at IS NULL AND t.expires_at > now() AND s.revoked_at IS NULL \
+            RETURNING t.session_id, t.user_id \
+        ), issued AS ( \
+            INSERT INTO refresh_tokens (token_hash, session_id, user_id, expires_at) \
+            SELECT $2, session_id, user_id, now() + $3::bigint * interval '1 second' FROM rotated \
+        ), touched AS ( \
+            UPDATE sessions SET last_used_at = now(), \
+                expires_at = now() + $3::bigint * interval '1 second' \
+            WHERE id = (SELECT session_id FROM rotated) \
+        ) \
+        SELECT session_id, user_id FROM rotated";
+    let statement = client.prepare_cached(SQL).await?;
+    let row = client
+        .query_opt(&statement, &[&presented_hash, &new_hash, &ttl_seconds])
+        .await?;
+    Ok(row.map(|row| TokenOwner {
+        session_id: row.get(0),
+        user_id: row.get(1),
+    }))
+}
+
+pub async fn find_refresh_token(
+    client: &impl GenericClient,
+    hash: &[u8],
+) -> Result<Option<RefreshTokenState>, tokio_postgres::Error> {
+    const SQL: &str = "SELECT t.session_id, t.user_id, s.revoked_at IS NOT NULL, \
+            t.expires_at <= now(), EXTRACT(EPOCH FROM now() - t.used_at)::float8 \
+        FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id \
+        WHERE t.token_hash = $1";
+    let statement = client.prepare_cached(SQL).await?;
+    let row = client.query_opt(&statement, &[&hash]).await?;
+    Ok(row.map(|row| RefreshTokenState {
+        owner: TokenOwner {
+            session_id: row.get(0),
+            user_id: row.get(1),
+        },
+        session_revoked: row.get(2),
+        expired: row.get(3),
+        used_seconds_ago: row.get(4),
+    }))
+}
+
+/// The grace path: a token rotated less than `grace_seconds` ago gets
+/// another successor in its still-live session.
+pub async fn issue_grace_token(
+    client: &impl GenericClient,
+    presented_hash: &[u8],
+    new_hash: &[u8],
+    ttl_seconds: i64,
+    grace_seconds: f64,
+) -> Result<Option<TokenOwner>, tokio_postgres::Error> {
+    const SQL: &str = "WITH presented AS ( \
+            SELECT t.session_id, t.user_id FROM refresh_tokens t \
+            JOIN sessions s ON s.id = t.session_id \
+            WHERE t.token_hash = $1 AND s.revoked_at IS NULL \
+              AND t.used_at > now() - $4::float8 * interval '1 second' \
+        ), issued AS ( \
+            INSERT INTO refresh_tokens (token_hash, session_id, user_id, expires_at) \
+            SELECT $2, session_id, user_id, now() + $3::bigint * interval '1 second' FROM presented \
+        ), touched AS ( \
+            UPDATE sessions SET last_used_at = now(), \
+                expires_at = now() + $3::bigint * interval '1 second' \
+            WHERE id = (SELECT session_id FROM presented) \
+        ) \
+        SELECT session_id, user_id FROM presented";
+    let statement = client.prepare_cached(SQL).await?;
+    let row = client
+        .query_opt(
+            &statement,
+            &[&presented_hash, &new_hash, &ttl_seconds, &grace_seconds],
+        )
+        .await?;
+    Ok(row.map(|row| TokenOwner {
+        session_id: row.get(0),
+        user_id: row.get(1),
+    }))
+}
+
+/// Revokes one session of `user_id`; false if it was not live.
+pub async fn revoke_session(
+    client: &impl GenericClient,
+    user_id: Uuid,
+    session_id: Uuid,
+    reason: RevokeReason,
+) -> Result<bool, tokio_postgres::Error> {
+    const SQL: &str = "UPDATE sessions SET revoked_at = now(), revoked_reason = $3 \
+        WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL AND expires_at > now()";
+    let statement = client.prepare_cached(SQL).await?;
+    Ok(client
+        .execute(&statement, &[&session_id, &user_id, &reason.as_str()])
+        .await?
+        == 1)
+}
+
+/// Logout: the bearer's session and, when a refresh cookie is sent, the
+/// cookie's session if it is the same user's. Returns the revoked ids.
+pub async fn revoke_for_logout(
+    client: &impl GenericClient,
+    user_id: Uuid,
+    session_id: Uuid,
+    cookie_hash: Option<&[u8]>,
+) -> Result<Vec<Uuid>, tokio_postgres::Error> {
+    const SQL: &str = "UPDATE sessions SET revoked_at = now(), revoked_reason = 'logout' \
+        WHERE user_id = $1 AND revoked_at IS NULL \
+          AND (id = $2 OR id = (SELECT session_id FROM refresh_tokens WHERE token_hash = $3)) \
+        RETURNING id";
+    let statement = client.prepare_cached(SQL).await?;
+    let rows = client
+        .query(&statement, &[&user_id, &session_id, &cookie_hash])
+        .await?;
+    Ok(rows.iter().map(|row| row.get(0)).collect())
+}
+
+/// Revokes every live session of `user_id` except `keep`.
+pub async fn revoke_all_sessions(
+    client: &impl GenericClient,
+    user_id: Uuid,
+    keep: Option<Uuid>,
+    reason: RevokeReason,
+) -> Result<Vec<Uuid>, tokio_postgres::Error> {
+    const SQL: &str = "UPDATE sessions SET revoked_at = now(), revoked_reason = $3 \
+        WHERE user_id = $1 AND revoked_at IS NULL AND id IS DISTINCT FROM $2 \
+        RETURNING id";
+    let statement = client.prepare_cached(SQL).await?;
+    let rows = client
+        .query(&statement, &[&user_id, &keep, &reason.as_str()])
+        .await?;
+    Ok(rows.iter().map(|row| row.get(0)).collect())
+}
+
+/// Revokes the session a refresh token belongs to (the reuse path).
+pub async fn revoke_session_by_id(
+    client: &impl GenericClient,
+    session_id: Uuid,
+    reason: RevokeReason,
+) -> Result<bool, tokio_postgres::Error> {
+    const SQL: &str = "UPDATE sessions SET revoked_at = now(), revoked_reason = $2 \
+        WHERE id = $1 AND revoked_at IS NULL";
+    let statement = client.prepare_cached(SQL).await?;
+    Ok(client
+        .execute(&statement, &[&session_id, &reason.as_str()])
+        .await?
+        == 1)
+}
+
+/// The user's live sessions, newest use first.
+pub async fn list_live_sessions(
+    client: &impl GenericClient,
+    user_id: Uuid,
+) -> Result<Vec<SessionRecord>, tokio_postgres::Error> {
+    const SQL: &str = "SELECT id, created_at, last_used_at, user_agent FROM sessions \
+        WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > now() \
+        ORDER BY last_used_at DESC, id";
+    let statement = client.prepare_cached(SQL).await?;
+    let rows = client.query(&statement, &[&user_id]).await?;
+    Ok(rows
+        .iter()
+        .map(|row| SessionRecord {
+            id: row.get(0),
+            created_at: row.get(1),
+            last_used_at: row.get(2),
+            user_agent: row.get(3),
+        })
+        .collect())
+}

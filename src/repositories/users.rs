@@ -1,0 +1,104 @@
+//! The `users` table.
+
+use deadpool_postgres::GenericClient;
+use time::OffsetDateTime;
+use tokio_postgres::Row;
+use uuid::Uuid;
+
+#[derive(Debug, Clone)]
+pub struct UserRecord {
+    pub id: Uuid,
+    pub email: String,
+    pub full_name: Option<String>,
+    pub password_hash: String,
+    pub created_at: OffsetDateTime,
+}
+
+impl From<&Row> for UserRecord {
+    fn from(row: &Row) -> Self {
+        Self {
+            id: row.get("id"),
+            email: row.get("email"),
+            full_name: row.get("full_name"),
+            password_hash: row.get("password_hash"),
+            created_at: row.get("created_at"),
+        }
+    }
+}
+
+/// Inserts a user; `None` when the email is taken.
+pub async fn insert_user(
+    client: &impl GenericClient,
+    id: Uuid,
+    email: &str,
+    password_hash: &str,
+    full_name: Option<&str>,
+) -> Result<Option<UserRecord>, tokio_postgres::Error> {
+    const SQL: &str = "INSERT INTO users (id, email, password_hash, full_name) \
+                       VALUES ($1, $2, $3, $4) \
+                       ON CONFLICT (email) DO NOTHING \
+                       RETURNING id, email, full_name, password_hash, created_at";
+    let statement = client.prepare_cached(SQL).await?;
+    let row = client
+        .query_opt(&statement, &[&id, &email, &password_hash, &full_name])
+        .await?;
+    Ok(row.as_ref().map(UserRecord::from))
+}
+
+pub async fn email_exists(
+    client: &impl GenericClient,
+    email: &str,
+) -> Result<bool, tokio_postgres::Error> {
+    const SQL: &str = "SELECT EXISTS (SELECT 1 FROM users WHERE email = $1)";
+    let statement = client.prepare_cached(SQL).await?;
+    Ok(client.query_one(&statement, &[&email]).await?.get(0))
+}
+
+/// An active user by normalised email.
+pub async fn find_active_user_by_email(
+    client: &impl GenericClient,
+    email: &str,
+) -> Result<Option<UserRecord>, tokio_postgres::Error> {
+    const SQL: &str = "SELECT id, email, full_name, password_hash, created_at \
+                       FROM users WHERE email = $1 AND is_active";
+    let statement = client.prepare_cached(SQL).await?;
+    let row = client.query_opt(&statement, &[&email]).await?;
+    Ok(row.as_ref().map(UserRecord::from))
+}
+
+/// An active user by id.
+pub async fn find_active_user(
+    client: &impl GenericClient,
+    id: Uuid,
+) -> Result<Option<UserRecord>, tokio_postgres::Error> {
+    const SQL: &str = "SELECT id, email, full_name, password_hash, created_at \
+                       FROM users WHERE id = $1 AND is_active";
+    let statement = client.prepare_cached(SQL).await?;
+    let row = client.query_opt(&statement, &[&id]).await?;
+    Ok(row.as_ref().map(UserRecord::from))
+}
+
+pub async fn update_full_name(
+    client: &impl GenericClient,
+    id: Uuid,
+    full_name: Option<&str>,
+) -> Result<Option<UserRecord>, tokio_postgres::Error> {
+    const SQL: &str = "UPDATE users SET full_name = $2, updated_at = now() \
+                       WHERE id = $1 AND is_active \
+                       RETURNING id, email, full_name, password_hash, created_at";
+    let statement = client.prepare_cached(SQL).await?;
+    let row = client.query_opt(&statement, &[&id, &full_name]).await?;
+    Ok(row.as_ref().map(UserRecord::from))
+}
+
+/// Returns false when the user no longer exists.
+pub async fn update_password_hash(
+    client: &impl GenericClient,
+    id: Uuid,
+    password_hash: &str,
+) -> Result<bool, tokio_postgres::Error> {
+    const SQL: &str =
+        "UPDATE users SET password_hash = $2, updated_at = now() WHERE id = $1 AND is_active";
+    let statement = client.prepare_cached(SQL).await?;
+    Ok(client.execute(&statement, &[&id, &password_hash]).await? == 1)
+}

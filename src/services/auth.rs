@@ -1,0 +1,274 @@
+//! Register, login, refresh rotation with reuse detection, logout
+//! (CONTRACT.md, "Authentication model" and "Endpoints").
+
+use std::net::IpAddr;
+
+use uuid::Uuid;
+
+use super::{ServiceError, db};
+use crate::app::AppContext;
+use crate::cache::rate_limit::LoginLimits;
+use crate::domain::{Email, FullName, NewPassword};
+use crate::repositories::sessions::{self, RevokeReason, TokenOwner};
+use crate::repositories::users::{self, UserRecord};
+use crate::security::jwt::{AccessToken, Claims};
+use crate::security::tokens::{OpaqueToken, hash_token, looks_like_token};
+
+/// Longest user agent kept with a session.
+const MAX_USER_AGENT_CHARS: usize = 512;
+
+/// What a login or refresh hands the client.
+pub struct IssuedTokens {
+    pub access: AccessToken,
+    /// The refresh token text, for the cookie.
+    pub refresh: String,
+}
+
+/// How a refresh was answered, for `auth_refresh_total{outcome}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefreshOutcome {
+    Success,
+    Grace,
+}
+
+pub async fn register(
+    ctx: &AppContext,
+    email: Email,
+    password: NewPassword,
+    full_name: Option<FullName>,
+) -> Result<UserRecord, ServiceError> {
+    let client = db(&ctx.db).await?;
+    // Checked first so a taken email costs no Argon2 run; the insert below
+    // still settles a race between two registrations.
+    if users::email_exists(&client, email.as_str()).await? {
+        return Err(ServiceError::EmailTaken);
+    }
+    let hash = ctx.hasher.hash(password.expose()).await?;
+    let user = users::insert_user(
+        &client,
+        Uuid::new_v4(),
+        email.as_str(),
+        &hash,
+        full_name.as_ref().map(FullName::as_str),
+    )
+    .await?
+    .ok_or(ServiceError::EmailTaken)?;
+    tracing::info!(user_id = %user.id, "user registered");
+    Ok(user)
+}
+
+/// Checks the password and starts a session. An unknown or malformed email
+/// costs the same Argon2 run as a wrong password and gets the same error.
+pub async fn login(
+    ctx: &AppContext,
+    raw_email: &str,
+    password: &str,
+    client_address: IpAddr,
+    user_agent: Option<&str>,
+) -> Result<IssuedTokens, ServiceError> {
+    let normalised = Email::normalise(raw_email);
+    let limits = LoginLimits {
+        window: ctx.config.login_failure_window,
+        per_account: ctx.config.login_max_failures_per_account,
+        per_address: ctx.config.login_max_failures_per_address,
+    };
+    if let Err(limited) = ctx
+        .limiter
+        .reserve_login(&normalised, client_address, limits)
+        .await?
+    {
+        metrics::counter!("auth_logins_total", "outcome" => "rate_limited").increment(1);
+        return Err(ServiceError::RateLimited {
+            retry_after_seconds: limited.retry_after.as_secs().max(1),
+        });
+    }
+
+    let client = db(&ctx.db).await?;
+    let user = match Email::parse(raw_email) {
+        Ok(email) => users::find_active_user_by_email(&client, email.as_str()).await?,
+        Err(_) => None,
+    };
+    let verified = ctx
+        .hasher
+        .verify(password, user.as_ref().map(|u| u.password_hash.as_str()))
+        .await?;
+    let Some(user) = user.filter(|_| verified) else {
+        metrics::counter!("auth_logins_total", "outcome" => "invalid_credentials").increment(1);
+        return Err(ServiceError::InvalidCredentials);
+    };
+
+    ctx.limiter
+        .login_succeeded(&normalised, client_address)
+        .await?;
+    let session_id = Uuid::new_v4();
+    let refresh = OpaqueToken::generate();
+    let user_agent = user_agent.map(clean_user_agent);
+    sessions::create_session(
+        &client,
+        session_id,
+        user.id,
+        user_agent.as_deref(),
+        &refresh.hash,
+        refresh_ttl_seconds(ctx),
+    )
+    .await?;
+    let access = ctx.jwt.issue(user.id, session_id)?;
+    metrics::counter!("auth_logins_total", "outcome" => "success").increment(1);
+    tracing::info!(user_id = %user.id, session_id = %session_id, "logged in");
+    Ok(IssuedTokens {
+        access,
+        refresh: refresh.text,
+    })
+}
+
+/// Rotates a refresh token (CONTRACT.md, "Rotation" and "Grace").
+pub async fn refresh(
+    ctx: &AppContext,
+    presented: Option<&str>,
+) -> Result<(IssuedTokens, RefreshOutcome), ServiceError> {
+    let result = rotate(ctx, presented).await;
+    let outcome = match &result {
+        Ok((_, RefreshOutcome::Success)) => "success",
+        Ok((_, RefreshOutcome::Grace)) => "grace",
+        Err(ServiceError::InvalidRefreshToken) => "invalid",
+        Err(_) => "error",
+    };
+    if outcome != "error" {
+        metrics::counter!("auth_refresh_total", "outcome" => outcome).increment(1);
+    }
+    result
+}
+
+async fn rotate(
+    ctx: &AppContext,
+    presented: Option<&str>,
+) -> Result<(IssuedTokens, RefreshOutcome), ServiceError> {
+    let presented = presented
+        .filter(|token| looks_like_token(token))
+        .ok_or(ServiceError::InvalidRefreshToken)?;
+    let presented_hash = hash_token(presented);
+    let next = OpaqueToken::generate();
+    let ttl = refresh_ttl_seconds(ctx);
+    let client = db(&ctx.db).await?;
+
+    if let Some(owner) =
+        sessions::rotate_refresh_token(&client, &presented_hash, &next.hash, ttl).await?
+    {
+        return Ok((issue(ctx, owner, next)?, RefreshOutcome::Success));
+    }
+
+    let state = sessions::find_refresh_token(&client, &presented_hash)
+        .await?
+        .ok_or(ServiceError::InvalidRefreshToken)?;
+    let Some(used_seconds_ago) = state.used_seconds_ago else {
+        // Unused yet not rotated: expired, or its session is revoked.
+        return Err(ServiceError::InvalidRefreshToken);
+    };
+    if state.session_revoked {
+        return Err(ServiceError::InvalidRefreshToken);
+    }
+    let grace = ctx.config.refresh_reuse_grace.as_secs_f64();
+    if used_seconds_ago < grace
+        && let Some(owner) =
+            sessions::issue_grace_token(&client, &presented_hash, &next.hash, ttl, grace).await?
+    {
+        return Ok((issue(ctx, owner, next)?, RefreshOutcome::Grace));
+    }
+
+    // Reuse outside the grace window: the token was stolen or replayed, so
+    // the whole family ends and its access tokens die with it.
+    if sessions::revoke_session_by_id(&client, state.owner.session_id, RevokeReason::ReuseDetected)
+        .await?
+    {
+        metrics::counter!("auth_refresh_total", "outcome" => "reuse_detected").increment(1);
+        tracing::warn!(
+            user_id = %state.owner.user_id,
+            session_id = %state.owner.session_id,
+            "refresh token reuse detected; session revoked"
+        );
+    }
+    ctx.denylist
+        .deny(None, &[state.owner.session_id], ctx.jwt.ttl())
+        .await?;
+    Err(ServiceError::InvalidRefreshToken)
+}
+
+fn issue(
+    ctx: &AppContext,
+    owner: TokenOwner,
+    refresh: OpaqueToken,
+) -> Result<IssuedTokens, ServiceError> {
+    let access = ctx.jwt.issue(owner.user_id, owner.session_id)?;
+    Ok(IssuedTokens {
+        access,
+        refresh: refresh.text,
+    })
+}
+
+/// Ends the bearer's session and, if a refresh cookie is sent, the cookie's.
+pub async fn logout(
+    ctx: &AppContext,
+    claims: &Claims,
+    cookie: Option<&str>,
+) -> Result<(), ServiceError> {
+    let now = time::OffsetDateTime::now_utc();
+    // Redis first: the access token must die even if the database fails next.
+    ctx.denylist
+        .deny(
+            Some((claims.jti, claims.remaining(now))),
+            &[claims.sid],
+            ctx.jwt.ttl(),
+        )
+        .await?;
+    let cookie_hash = cookie.filter(|c| looks_like_token(c)).map(hash_token);
+    let client = db(&ctx.db).await?;
+    let revoked = sessions::revoke_for_logout(
+        &client,
+        claims.sub,
+        claims.sid,
+        cookie_hash.as_ref().map(|h| h.as_slice()),
+    )
+    .await?;
+    let others: Vec<Uuid> = revoked
+        .into_iter()
+        .filter(|sid| *sid != claims.sid)
+        .collect();
+    ctx.denylist.deny(None, &others, ctx.jwt.ttl()).await?;
+    tracing::info!(user_id = %claims.sub, session_id = %claims.sid, "logged out");
+    Ok(())
+}
+
+/// Ends every session of the user and every access token issued so far.
+pub async fn logout_all(ctx: &AppContext, claims: &Claims) -> Result<(), ServiceError> {
+    end_all_sessions(ctx, claims.sub, None, RevokeReason::LogoutAll).await?;
+    tracing::info!(user_id = %claims.sub, "logged out everywhere");
+    Ok(())
+}
+
+/// Sets the user's "not before" mark, then revokes their sessions except
+/// `keep`. The mark comes first so no access token outlives a failure.
+pub(crate) async fn end_all_sessions(
+    ctx: &AppContext,
+    user_id: Uuid,
+    keep: Option<Uuid>,
+    reason: RevokeReason,
+) -> Result<Vec<Uuid>, ServiceError> {
+    let mark = crate::security::jwt::unix_micros(time::OffsetDateTime::now_utc());
+    ctx.denylist
+        .set_not_before(user_id, mark, ctx.jwt.ttl())
+        .await?;
+    let client = db(&ctx.db).await?;
+    Ok(sessions::revoke_all_sessions(&client, user_id, keep, reason).await?)
+}
+
+fn refresh_ttl_seconds(ctx: &AppContext) -> i64 {
+    ctx.config.refresh_token_ttl.as_secs() as i64
+}
+
+/// Kept for display in the sessions list: no control characters, bounded.
+fn clean_user_agent(raw: &str) -> String {
+    raw.chars()
+        .filter(|c| !c.is_control())
+        .take(MAX_USER_AGENT_CHARS)
+        .collect()
+}

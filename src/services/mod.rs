@@ -1,0 +1,78 @@
+//! The rules. Services take domain types and return [`ServiceError`]; they
+//! know nothing of HTTP, so they can be called from a handler, the worker
+//! or a test alike (STYLE.md, habit 5).
+
+pub mod auth;
+pub mod sessions;
+pub mod users;
+
+use deadpool_postgres::{Object, Pool};
+
+use crate::domain::FieldError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error("invalid input")]
+    Invalid(Vec<FieldError>),
+    #[error("the email is already registered")]
+    EmailTaken,
+    #[error("wrong email or password")]
+    InvalidCredentials,
+    #[error("too many attempts")]
+    RateLimited { retry_after_seconds: u64 },
+    #[error("the refresh token is missing, unknown, expired, revoked or reused")]
+    InvalidRefreshToken,
+    #[error("the current password is wrong")]
+    WrongCurrentPassword,
+    /// The token was valid but its user is gone.
+    #[error("not authenticated")]
+    Unauthenticated,
+    #[error("not found")]
+    NotFound,
+    /// A store the request cannot do without did not answer; fail closed.
+    #[error("{dependency} unavailable")]
+    Unavailable {
+        dependency: &'static str,
+        #[source]
+        source: anyhow::Error,
+    },
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl ServiceError {
+    pub fn invalid(field: &str, message: impl Into<String>) -> Self {
+        ServiceError::Invalid(vec![FieldError::new(field, message)])
+    }
+}
+
+impl From<redis::RedisError> for ServiceError {
+    fn from(error: redis::RedisError) -> Self {
+        ServiceError::Unavailable {
+            dependency: "redis",
+            source: error.into(),
+        }
+    }
+}
+
+impl From<tokio_postgres::Error> for ServiceError {
+    fn from(error: tokio_postgres::Error) -> Self {
+        // A closed connection is PostgreSQL being away; anything else is a bug.
+        if error.is_closed() {
+            ServiceError::Unavailable {
+                dependency: "postgres",
+                source: error.into(),
+            }
+        } else {
+            ServiceError::Internal(anyhow::Error::new(error).context("a database query failed"))
+        }
+    }
+}
+
+/// A pooled connection; waiting too long for one means PostgreSQL is away.
+pub async fn db(pool: &Pool) -> Result<Object, ServiceError> {
+    pool.get().await.map_err(|error| ServiceError::Unavailable {
+        dependency: "postgres",
+        source: error.into(),
+    })
+}
