@@ -19,14 +19,9 @@ clippy:
     cargo clippy --all-targets --locked -- -D warnings
 
 # The unit and integration tests against the local PostgreSQL, Redis and RabbitMQ.
+# nextest runs each test in its own process, so process-wide metrics stay per test.
 test-suite:
-    #!/usr/bin/env bash
-    set -euo pipefail
-    if cargo nextest --version >/dev/null 2>&1; then
-        cargo nextest run --locked --no-fail-fast
-    else
-        cargo test --locked --no-fail-fast
-    fi
+    cargo nextest run --locked --no-fail-fast
 
 # Fails when openapi/openapi.json differs from `portcullis openapi`.
 openapi-check:

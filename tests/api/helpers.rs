@@ -137,3 +137,197 @@ pub async fn assert_problem(
     assert_eq!(body["correlation_id"], correlation_id);
     body
 }
+
+/// A registered user and the password it was registered with.
+#[derive(Debug, Clone)]
+pub struct TestUser {
+    pub id: String,
+    pub email: String,
+    pub password: String,
+}
+
+/// What a login or refresh returned.
+#[derive(Debug, Clone)]
+pub struct Tokens {
+    pub access: String,
+    pub refresh: String,
+}
+
+/// A password the policy accepts.
+pub const STRONG_PASSWORD: &str = "correct horse battery staple";
+pub const OTHER_STRONG_PASSWORD: &str = "Quokka-Lantern-Fjord-93";
+
+/// The value of the `refresh_token` cookie a response sets.
+pub fn refresh_cookie_of(response: &reqwest::Response) -> Option<String> {
+    response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|v| v.strip_prefix("refresh_token="))
+        .map(|v| v.split(';').next().unwrap_or("").to_owned())
+}
+
+impl TestApp {
+    pub fn unique_email(&self) -> String {
+        format!(
+            "user-{}@example.com",
+            &uuid::Uuid::new_v4().simple().to_string()[..12]
+        )
+    }
+
+    pub async fn post_json(&self, path: &str, body: &serde_json::Value) -> reqwest::Response {
+        self.client
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    pub async fn register(&self, body: &serde_json::Value) -> reqwest::Response {
+        self.post_json("/api/v1/auth/register", body).await
+    }
+
+    /// Registers a fresh user with a strong password.
+    pub async fn register_user(&self) -> TestUser {
+        let email = self.unique_email();
+        let response = self
+            .register(&serde_json::json!({"email": email, "password": STRONG_PASSWORD}))
+            .await;
+        assert_eq!(response.status(), 201);
+        let body = json_body(response).await;
+        TestUser {
+            id: body["id"].as_str().unwrap().to_owned(),
+            email,
+            password: STRONG_PASSWORD.to_owned(),
+        }
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> reqwest::Response {
+        self.post_json(
+            "/api/v1/auth/login",
+            &serde_json::json!({"email": email, "password": password}),
+        )
+        .await
+    }
+
+    /// Logs `user` in and returns its tokens.
+    pub async fn login_user(&self, user: &TestUser) -> Tokens {
+        let response = self.login(&user.email, &user.password).await;
+        assert_eq!(response.status(), 200);
+        tokens_of(response).await
+    }
+
+    pub async fn refresh(&self, refresh_token: Option<&str>) -> reqwest::Response {
+        let mut request = self.client.post(self.url("/api/v1/auth/refresh"));
+        if let Some(token) = refresh_token {
+            request = request.header("cookie", format!("refresh_token={token}"));
+        }
+        request.send().await.expect("request sent")
+    }
+
+    pub async fn logout(&self, access: &str, refresh_token: Option<&str>) -> reqwest::Response {
+        let mut request = self
+            .client
+            .post(self.url("/api/v1/auth/logout"))
+            .bearer_auth(access);
+        if let Some(token) = refresh_token {
+            request = request.header("cookie", format!("refresh_token={token}"));
+        }
+        request.send().await.expect("request sent")
+    }
+
+    pub async fn logout_all(&self, access: &str) -> reqwest::Response {
+        self.client
+            .post(self.url("/api/v1/auth/logout-all"))
+            .bearer_auth(access)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    pub async fn me(&self, access: &str) -> reqwest::Response {
+        self.client
+            .get(self.url("/api/v1/users/me"))
+            .bearer_auth(access)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    pub async fn patch_me(&self, access: &str, body: &serde_json::Value) -> reqwest::Response {
+        self.client
+            .patch(self.url("/api/v1/users/me"))
+            .bearer_auth(access)
+            .json(body)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    pub async fn change_password(
+        &self,
+        access: &str,
+        current: &str,
+        new: &str,
+    ) -> reqwest::Response {
+        self.client
+            .post(self.url("/api/v1/users/me/password"))
+            .bearer_auth(access)
+            .json(&serde_json::json!({"current_password": current, "new_password": new}))
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    pub async fn sessions(&self, access: &str) -> reqwest::Response {
+        self.client
+            .get(self.url("/api/v1/users/me/sessions"))
+            .bearer_auth(access)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    pub async fn delete_session(&self, access: &str, id: &str) -> reqwest::Response {
+        self.client
+            .delete(self.url(&format!("/api/v1/users/me/sessions/{id}")))
+            .bearer_auth(access)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    /// A direct connection to the app's database, for arranging and
+    /// inspecting state the API does not expose.
+    pub async fn database(&self) -> tokio_postgres::Client {
+        let (client, connection) =
+            tokio_postgres::connect(&self.resources.database_url, tokio_postgres::NoTls)
+                .await
+                .expect("connecting to the test database");
+        tokio::spawn(connection);
+        client
+    }
+}
+
+/// The access token and refresh cookie of a 200 token response.
+pub async fn tokens_of(response: reqwest::Response) -> Tokens {
+    assert_eq!(response.status(), 200);
+    let refresh = refresh_cookie_of(&response).expect("a refresh cookie");
+    let body = json_body(response).await;
+    Tokens {
+        access: body["access_token"].as_str().unwrap().to_owned(),
+        refresh,
+    }
+}
+
+/// The claims of a JWT, unverified.
+pub fn jwt_claims(token: &str) -> serde_json::Value {
+    use base64::Engine;
+    let payload = token.split('.').nth(1).expect("a JWT has three parts");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .expect("base64url payload");
+    serde_json::from_slice(&bytes).expect("JSON claims")
+}

@@ -4,10 +4,17 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod auth_login;
+mod auth_logout;
+mod auth_refresh;
+mod auth_register;
+mod auth_tokens;
 mod conventions;
 mod docs;
 mod health;
 mod helpers;
 mod layers;
 mod metrics;
+mod sessions;
 mod shutdown;
+mod users;

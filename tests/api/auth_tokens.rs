@@ -1,0 +1,190 @@
+//! The auth and denylist layers in front of the protected routes.
+
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde_json::json;
+
+use crate::helpers::*;
+
+fn sign(app: &TestApp, claims: &serde_json::Value, secret: &str) -> String {
+    let _ = app;
+    jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        claims,
+        &EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .unwrap()
+}
+
+fn claims_for(user_id: &str, exp_offset: i64) -> serde_json::Value {
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    json!({
+        "sub": user_id,
+        "jti": uuid::Uuid::new_v4(),
+        "sid": uuid::Uuid::new_v4(),
+        "iat": now - 10,
+        "exp": now + exp_offset,
+        "iss": "portcullis",
+        "aud": "portcullis",
+        "iat_us": (now - 10) * 1_000_000,
+    })
+}
+
+async fn assert_unauthorized(response: reqwest::Response) {
+    assert_eq!(response.headers()["www-authenticate"], "Bearer");
+    assert_problem(response, 401, "unauthorized").await;
+}
+
+#[tokio::test]
+async fn me_returns_the_signed_in_user() {
+    let app = spawn_app().await;
+    let user = app.register_user().await;
+    let tokens = app.login_user(&user).await;
+
+    let response = app.me(&tokens.access).await;
+
+    assert_eq!(response.status(), 200);
+    let body = json_body(response).await;
+    assert_eq!(body["id"], user.id.as_str());
+    assert_eq!(body["email"], user.email.as_str());
+}
+
+#[tokio::test]
+async fn a_missing_or_malformed_authorization_header_is_a_401() {
+    let app = spawn_app().await;
+    assert_unauthorized(app.get("/api/v1/users/me").await).await;
+    for value in [
+        "Bearer",
+        "Bearer ",
+        "Basic dXNlcjpwYXNz",
+        "Bearer not.a.jwt",
+        "token",
+    ] {
+        let response = app
+            .client
+            .get(app.url("/api/v1/users/me"))
+            .header("authorization", value)
+            .send()
+            .await
+            .unwrap();
+        assert_unauthorized(response).await;
+    }
+}
+
+#[tokio::test]
+async fn an_expired_token_is_a_401() {
+    let app = spawn_app().await;
+    let user = app.register_user().await;
+    let secret = app.config.jwt_secret.expose().to_owned();
+
+    let expired = sign(&app, &claims_for(&user.id, -1), &secret);
+
+    assert_unauthorized(app.me(&expired).await).await;
+    // The same claims unexpired pass, so the expiry is what failed.
+    let fresh = sign(&app, &claims_for(&user.id, 600), &secret);
+    assert_eq!(app.me(&fresh).await.status(), 200);
+}
+
+#[tokio::test]
+async fn a_token_signed_with_another_key_is_a_401() {
+    let app = spawn_app().await;
+    let user = app.register_user().await;
+
+    let forged = sign(
+        &app,
+        &claims_for(&user.id, 600),
+        "an-attacker-secret-of-enough-bytes!!",
+    );
+
+    assert_unauthorized(app.me(&forged).await).await;
+}
+
+#[tokio::test]
+async fn an_unsigned_alg_none_token_is_a_401() {
+    use base64::Engine;
+    let app = spawn_app().await;
+    let user = app.register_user().await;
+    let encode = |v: &serde_json::Value| {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(serde_json::to_vec(v).unwrap())
+    };
+
+    let token = format!(
+        "{}.{}.",
+        encode(&json!({"alg": "none", "typ": "JWT"})),
+        encode(&claims_for(&user.id, 600))
+    );
+
+    assert_unauthorized(app.me(&token).await).await;
+}
+
+#[tokio::test]
+async fn a_token_for_another_audience_or_issuer_is_a_401() {
+    let app = spawn_app().await;
+    let user = app.register_user().await;
+    let secret = app.config.jwt_secret.expose().to_owned();
+    for (claim, value) in [("aud", "another-service"), ("iss", "someone-else")] {
+        let mut claims = claims_for(&user.id, 600);
+        claims[claim] = json!(value);
+        assert_unauthorized(app.me(&sign(&app, &claims, &secret)).await).await;
+    }
+}
+
+#[tokio::test]
+async fn a_token_of_a_deleted_user_is_a_401() {
+    let app = spawn_app().await;
+    let user = app.register_user().await;
+    let tokens = app.login_user(&user).await;
+    let id = uuid::Uuid::parse_str(&user.id).unwrap();
+    app.database()
+        .await
+        .execute("DELETE FROM users WHERE id = $1", &[&id])
+        .await
+        .unwrap();
+
+    assert_unauthorized(app.me(&tokens.access).await).await;
+    assert_eq!(app.refresh(Some(&tokens.refresh)).await.status(), 401);
+}
+
+#[tokio::test]
+async fn protected_routes_fail_closed_when_redis_is_unreachable() {
+    let port = closed_port();
+    let app = spawn_app_with(|vars| {
+        vars.insert("REDIS_URL".into(), format!("redis://127.0.0.1:{port}"));
+    })
+    .await;
+    let user = app.register_user().await;
+    let token = sign(
+        &app,
+        &claims_for(&user.id, 600),
+        app.config.jwt_secret.expose(),
+    );
+
+    let response = app.me(&token).await;
+
+    assert_problem(response, 503, "dependency-unavailable").await;
+}
+
+#[tokio::test]
+async fn every_protected_route_requires_a_token() {
+    let app = spawn_app().await;
+    let routes = [
+        (reqwest::Method::POST, "/api/v1/auth/logout"),
+        (reqwest::Method::POST, "/api/v1/auth/logout-all"),
+        (reqwest::Method::GET, "/api/v1/users/me"),
+        (reqwest::Method::PATCH, "/api/v1/users/me"),
+        (reqwest::Method::POST, "/api/v1/users/me/password"),
+        (reqwest::Method::GET, "/api/v1/users/me/sessions"),
+        (
+            reqwest::Method::DELETE,
+            "/api/v1/users/me/sessions/9b3b9c39-7b5c-4c0e-8a43-1b0c7b7f0f00",
+        ),
+    ];
+    for (method, path) in routes {
+        let response = app
+            .client
+            .request(method, app.url(path))
+            .send()
+            .await
+            .unwrap();
+        assert_unauthorized(response).await;
+    }
+}
