@@ -1,10 +1,12 @@
 //! Fixed-window counters in Redis for failed logins, per normalised email
 //! and per client address (CONTRACT.md, "Brute force").
 //!
-//! A login attempt reserves its place in both counters atomically before
-//! the password is checked, so parallel attempts cannot overshoot a limit;
-//! a successful login then clears the account counter and gives back its
-//! address slot, leaving only failures counted.
+//! A login attempt reserves its place in both counters atomically just
+//! before the password is checked, so parallel attempts cannot overshoot a
+//! limit; a successful login then clears the account counter and gives back
+//! its address slot, leaving only failures counted. The reservation is
+//! taken once the attempt holds an Argon2 permit, so at most one attempt per
+//! core is in flight and parallel correct logins are not refused.
 
 use std::net::IpAddr;
 use std::sync::LazyLock;
@@ -16,21 +18,24 @@ use sha2::{Digest, Sha256};
 
 use super::Keys;
 
-/// Returns {0, 0} when reserved, or {n, seconds} when limit n is reached.
+/// Returns {0, 0} when under every limit (counting the attempt if ARGV[1]
+/// is 1), or {n, seconds} when limit n is reached.
 static RESERVE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
         for i = 1, #KEYS do
             local count = tonumber(redis.call('GET', KEYS[i]) or '0')
-            if count >= tonumber(ARGV[i]) then
+            if count >= tonumber(ARGV[i + 1]) then
                 local ttl = redis.call('TTL', KEYS[i])
                 if ttl < 1 then ttl = 1 end
                 return {i, ttl}
             end
         end
-        for i = 1, #KEYS do
-            if redis.call('INCR', KEYS[i]) == 1 then
-                redis.call('EXPIRE', KEYS[i], ARGV[#KEYS + 1])
+        if ARGV[1] == '1' then
+            for i = 1, #KEYS do
+                if redis.call('INCR', KEYS[i]) == 1 then
+                    redis.call('EXPIRE', KEYS[i], ARGV[#KEYS + 2])
+                end
             end
         end
         return {0, 0}
@@ -91,9 +96,31 @@ impl RateLimiter {
             .key(format_args!("ratelimit:login:addr:{address}"))
     }
 
-    /// Reserves a login attempt for `email` (normalised) from `address`.
+    /// Whether `email` (normalised) and `address` are under their limits,
+    /// without counting anything: refuses a locked-out client before it
+    /// waits for an Argon2 permit.
+    pub async fn check_login(
+        &self,
+        email: &str,
+        address: IpAddr,
+        limits: LoginLimits,
+    ) -> redis::RedisResult<Result<(), Limited>> {
+        self.run_reserve(false, email, address, limits).await
+    }
+
+    /// Counts a login attempt against both limits, atomically.
     pub async fn reserve_login(
         &self,
+        email: &str,
+        address: IpAddr,
+        limits: LoginLimits,
+    ) -> redis::RedisResult<Result<(), Limited>> {
+        self.run_reserve(true, email, address, limits).await
+    }
+
+    async fn run_reserve(
+        &self,
+        count: bool,
         email: &str,
         address: IpAddr,
         limits: LoginLimits,
@@ -102,6 +129,7 @@ impl RateLimiter {
         let (refused, ttl): (u32, u64) = RESERVE
             .key(self.email_key("login", email))
             .key(self.address_key(address))
+            .arg(if count { "1" } else { "0" })
             .arg(limits.per_account)
             .arg(limits.per_address)
             .arg(limits.window.as_secs().max(1))

@@ -15,6 +15,11 @@ use tokio::sync::Semaphore;
 
 use crate::config::Argon2Params;
 
+/// One turn on the hasher; moved into the blocking task that uses it.
+pub struct HasherPermit {
+    _held: tokio::sync::OwnedSemaphorePermit,
+}
+
 #[derive(Clone)]
 pub struct PasswordHasher {
     argon2: Arc<Argon2<'static>>,
@@ -50,7 +55,8 @@ impl PasswordHasher {
     pub async fn hash(&self, password: &str) -> anyhow::Result<String> {
         let argon2 = self.argon2.clone();
         let password = password.to_owned();
-        self.run(move || {
+        let permit = self.acquire().await?;
+        self.run(permit, move || {
             argon2
                 .hash_password(password.as_bytes())
                 .map(|hash| hash.to_string())
@@ -62,12 +68,35 @@ impl PasswordHasher {
     /// Whether `password` matches `phc`. `None` verifies against the dummy
     /// hash and returns false, in the same time.
     pub async fn verify(&self, password: &str, phc: Option<&str>) -> anyhow::Result<bool> {
+        let permit = self.acquire().await?;
+        self.verify_with(permit, password, phc).await
+    }
+
+    /// Waits for a turn on the hasher; for callers that must do something
+    /// (count a login attempt) just before the work starts.
+    pub async fn acquire(&self) -> anyhow::Result<HasherPermit> {
+        let permit = self
+            .permits
+            .clone()
+            .acquire_owned()
+            .await
+            .context("the password hasher is closed")?;
+        Ok(HasherPermit { _held: permit })
+    }
+
+    /// [`Self::verify`] on a turn already taken.
+    pub async fn verify_with(
+        &self,
+        permit: HasherPermit,
+        password: &str,
+        phc: Option<&str>,
+    ) -> anyhow::Result<bool> {
         let known = phc.is_some();
         let phc: Arc<str> = phc.map_or_else(|| self.dummy_hash.clone(), Arc::from);
         let argon2 = self.argon2.clone();
         let password = password.to_owned();
         let matches = self
-            .run(move || {
+            .run(permit, move || {
                 // Parameters come from the stored hash, so hashes made with
                 // older settings still verify.
                 Ok(argon2.verify_password(password.as_bytes(), &*phc).is_ok())
@@ -78,14 +107,9 @@ impl PasswordHasher {
 
     async fn run<T: Send + 'static>(
         &self,
+        permit: HasherPermit,
         work: impl FnOnce() -> anyhow::Result<T> + Send + 'static,
     ) -> anyhow::Result<T> {
-        let permit = self
-            .permits
-            .clone()
-            .acquire_owned()
-            .await
-            .context("the password hasher is closed")?;
         let span = tracing::Span::current();
         tokio::task::spawn_blocking(move || {
             let _permit = permit;

@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use super::{ServiceError, db};
 use crate::app::AppContext;
-use crate::cache::rate_limit::LoginLimits;
+use crate::cache::rate_limit::{Limited, LoginLimits};
 use crate::domain::{Email, FullName, NewPassword};
 use crate::repositories::sessions::{self, RevokeReason, TokenOwner};
 use crate::repositories::users::{self, UserRecord};
@@ -72,25 +72,28 @@ pub async fn login(
         per_account: ctx.config.login_max_failures_per_account,
         per_address: ctx.config.login_max_failures_per_address,
     };
-    if let Err(limited) = ctx
-        .limiter
-        .reserve_login(&normalised, client_address, limits)
+    ctx.limiter
+        .check_login(&normalised, client_address, limits)
         .await?
-    {
-        metrics::counter!("auth_logins_total", "outcome" => "rate_limited").increment(1);
-        return Err(ServiceError::RateLimited {
-            retry_after_seconds: limited.retry_after.as_secs().max(1),
-        });
-    }
+        .map_err(rate_limited)?;
 
     let client = db(&ctx.db).await?;
     let user = match Email::parse(raw_email) {
         Ok(email) => users::find_active_user_by_email(&client, email.as_str()).await?,
         Err(_) => None,
     };
+    let permit = ctx.hasher.acquire().await?;
+    ctx.limiter
+        .reserve_login(&normalised, client_address, limits)
+        .await?
+        .map_err(rate_limited)?;
     let verified = ctx
         .hasher
-        .verify(password, user.as_ref().map(|u| u.password_hash.as_str()))
+        .verify_with(
+            permit,
+            password,
+            user.as_ref().map(|u| u.password_hash.as_str()),
+        )
         .await?;
     let Some(user) = user.filter(|_| verified) else {
         metrics::counter!("auth_logins_total", "outcome" => "invalid_credentials").increment(1);
@@ -119,6 +122,13 @@ pub async fn login(
         access,
         refresh: refresh.text,
     })
+}
+
+fn rate_limited(limited: Limited) -> ServiceError {
+    metrics::counter!("auth_logins_total", "outcome" => "rate_limited").increment(1);
+    ServiceError::RateLimited {
+        retry_after_seconds: limited.retry_after.as_secs().max(1),
+    }
 }
 
 /// Rotates a refresh token (CONTRACT.md, "Rotation" and "Grace").

@@ -362,3 +362,21 @@ async fn login_fails_closed_when_redis_is_unreachable() {
 
     assert_problem(response, 503, "dependency-unavailable").await;
 }
+
+#[tokio::test]
+async fn parallel_correct_logins_are_not_refused() {
+    let app = spawn_app_with(|vars| {
+        vars.insert("LOGIN_MAX_FAILURES_PER_ACCOUNT".into(), "3".into());
+    })
+    .await;
+    let user = app.register_user().await;
+
+    let attempts = (0..12).map(|_| app.login(&user.email, &user.password));
+    let statuses: Vec<u16> = futures_util::future::join_all(attempts)
+        .await
+        .iter()
+        .map(|r| r.status().as_u16())
+        .collect();
+
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+}
