@@ -89,6 +89,7 @@ impl Drop for TestResources {
     fn drop(&mut self) {
         let database_name = self.database_name.clone();
         let topology = Topology::new(self.queue_prefix.clone());
+        let key_pattern = format!("portcullis:{}*", self.redis_key_prefix);
         let mail_dir = self.mail_dir.clone();
         // Drop runs outside any runtime we may block, so clean up on a
         // thread of its own.
@@ -109,6 +110,7 @@ impl Drop for TestResources {
                         .await;
                 }
                 delete_topology(&topology).await;
+                delete_keys(&key_pattern).await;
             });
             let _ = std::fs::remove_dir_all(mail_dir);
         });
@@ -136,6 +138,27 @@ async fn delete_topology(topology: &Topology) {
             .await;
     }
     let _ = connection.close(200, "test done".into()).await;
+}
+
+/// Deletes the Redis keys a test made (they all expire anyway).
+async fn delete_keys(pattern: &str) {
+    let Ok(client) = redis::Client::open(redis_url()) else {
+        return;
+    };
+    let Ok(mut connection) = client.get_multiplexed_async_connection().await else {
+        return;
+    };
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(pattern)
+        .query_async(&mut connection)
+        .await
+        .unwrap_or_default();
+    if !keys.is_empty() {
+        let _: redis::RedisResult<()> = redis::cmd("DEL")
+            .arg(keys)
+            .query_async(&mut connection)
+            .await;
+    }
 }
 
 /// `postgres://user@host:port/db?x` with another database name.
