@@ -14,6 +14,7 @@ use crate::cache::{Denylist, Keys, RateLimiter};
 use crate::config::Config;
 use crate::domain::PasswordPolicy;
 use crate::http;
+use crate::messaging::relay::{OutboxSignal, run_relay};
 use crate::messaging::{Broker, Topology};
 use crate::security::jwt::JwtKeys;
 use crate::security::password::PasswordHasher;
@@ -30,6 +31,8 @@ pub struct AppContext {
     pub jwt: Arc<JwtKeys>,
     pub denylist: Denylist,
     pub limiter: RateLimiter,
+    /// Wakes the outbox relay after a job is committed.
+    pub outbox: OutboxSignal,
 }
 
 pub type AppState = Arc<AppContext>;
@@ -74,6 +77,7 @@ pub async fn run_api(
     let Resources { db, broker } = open_resources(&config, "portcullis-api", &background).await?;
     let redis = cache::connect(&config.redis_url)?;
     let keys = Keys::new(&config.redis_key_prefix);
+    let outbox = OutboxSignal::default();
     // One Argon2 run per core: a login storm queues instead of starving
     // every other request (CONTRACT.md, "Authentication model").
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
@@ -85,11 +89,13 @@ pub async fn run_api(
         jwt: Arc::new(JwtKeys::new(&config)),
         denylist: Denylist::new(redis.clone(), keys.clone()),
         limiter: RateLimiter::new(redis.clone(), keys),
+        outbox: outbox.clone(),
         config: config.clone(),
         db: db.clone(),
         redis,
-        broker,
+        broker: broker.clone(),
     });
+    tokio::spawn(run_relay(db.clone(), broker, outbox, background.clone()));
     let service = http::service(http::handlers::api_router(state), config.request_timeout);
     tracing::info!(addr = %listener.local_addr().context("reading the API address")?, "api listening");
     http::server::serve(listener, service, shutdown, config.shutdown_timeout).await;

@@ -93,6 +93,14 @@ pub struct Config {
     pub reset_request_window: Duration,
     pub request_timeout: Duration,
     pub shutdown_timeout: Duration,
+    /// Jobs the worker handles at once.
+    pub worker_concurrency: usize,
+    /// Unacknowledged deliveries the broker may push to the worker.
+    pub worker_prefetch: u16,
+    /// Tries of a failing job before it goes to the dead letter queue.
+    pub job_max_attempts: u32,
+    /// The first retry's delay; each later one doubles it.
+    pub job_retry_base_delay: Duration,
     pub log_format: LogFormat,
     pub log_filter: String,
 }
@@ -211,6 +219,14 @@ impl Config {
             reset_request_window: env.seconds("RESET_REQUEST_WINDOW_SECONDS", 3600, 1)?,
             request_timeout: env.seconds("REQUEST_TIMEOUT_SECONDS", 30, 1)?,
             shutdown_timeout: env.seconds("SHUTDOWN_TIMEOUT_SECONDS", 30, 1)?,
+            worker_concurrency: env.bounded("WORKER_CONCURRENCY", 8, 1..=256)?,
+            worker_prefetch: env.bounded("WORKER_PREFETCH", 16, 1..=1000)?,
+            job_max_attempts: env.bounded("JOB_MAX_ATTEMPTS", 5, 1..=50)?,
+            job_retry_base_delay: Duration::from_millis(env.bounded(
+                "JOB_RETRY_BASE_DELAY_MS",
+                1000,
+                1..=3_600_000,
+            )?),
             log_format: match env.optional("LOG_FORMAT").unwrap_or("json") {
                 "json" => LogFormat::Json,
                 "pretty" => LogFormat::Pretty,
@@ -452,6 +468,8 @@ mod tests {
             ("AMQP_URL", "http://rabbit"),
             ("QUEUE_PREFIX", "with space"),
             ("ARGON2_MEMORY_KIB", "1024"),
+            ("WORKER_CONCURRENCY", "0"),
+            ("JOB_MAX_ATTEMPTS", "many"),
             ("LOGIN_MAX_FAILURES_PER_ACCOUNT", "0"),
         ] {
             let err = Config::from_vars(vars(&[(name, value)]))

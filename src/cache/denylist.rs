@@ -2,13 +2,28 @@
 //! (CONTRACT.md, "Authentication model"). One authenticated request costs
 //! one Redis round trip: the three keys are read with a single `MGET`.
 
+use std::sync::LazyLock;
 use std::time::Duration;
 
+use redis::Script;
 use redis::aio::ConnectionManager;
 use uuid::Uuid;
 
 use super::Keys;
 use crate::security::jwt::Claims;
+
+static SET_IF_LATER: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+        local current = tonumber(redis.call('GET', KEYS[1]) or '0')
+        if tonumber(ARGV[1]) > current then
+            redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+            return 1
+        end
+        return 0
+        ",
+    )
+});
 
 #[derive(Clone)]
 pub struct Denylist {
@@ -73,7 +88,8 @@ impl Denylist {
     }
 
     /// Invalidates every access token of `user_id` issued before `at_us`
-    /// (microseconds); the mark lives as long as an access token.
+    /// (microseconds); the mark lives as long as an access token. A later
+    /// mark never gives way to an earlier one that arrives late.
     pub async fn set_not_before(
         &self,
         user_id: Uuid,
@@ -81,12 +97,11 @@ impl Denylist {
         ttl: Duration,
     ) -> redis::RedisResult<()> {
         let mut redis = self.redis.clone();
-        let _: () = redis::cmd("SET")
-            .arg(self.not_before_key(user_id))
+        let _: i64 = SET_IF_LATER
+            .key(self.not_before_key(user_id))
             .arg(at_us)
-            .arg("EX")
             .arg(ttl.as_secs().max(1))
-            .query_async(&mut redis)
+            .invoke_async(&mut redis)
             .await?;
         Ok(())
     }

@@ -143,6 +143,29 @@ impl RateLimiter {
         })
     }
 
+    /// Counts a password-reset request for `email` (normalised).
+    pub async fn reserve_reset(
+        &self,
+        email: &str,
+        max: u32,
+        window: Duration,
+    ) -> redis::RedisResult<Result<(), Limited>> {
+        let mut redis = self.redis.clone();
+        let (refused, ttl): (u32, u64) = RESERVE
+            .key(self.email_key("reset", email))
+            .arg("1")
+            .arg(max)
+            .arg(window.as_secs().max(1))
+            .invoke_async(&mut redis)
+            .await?;
+        Ok(match refused {
+            0 => Ok(()),
+            _ => Err(Limited {
+                retry_after: Duration::from_secs(ttl),
+            }),
+        })
+    }
+
     /// A login succeeded: the account counter starts again and the
     /// address gets its reserved slot back.
     pub async fn login_succeeded(&self, email: &str, address: IpAddr) -> redis::RedisResult<()> {

@@ -8,7 +8,7 @@ use utoipa::openapi::security::{
 };
 use utoipa::{Modify, OpenApi};
 
-use super::handlers::{auth, ops, users};
+use super::handlers::{auth, ops, password_reset, users};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -23,6 +23,8 @@ use super::handlers::{auth, ops, users};
         auth::refresh,
         auth::logout,
         auth::logout_all,
+        password_reset::request,
+        password_reset::confirm,
         users::me,
         users::update_me,
         users::change_password,

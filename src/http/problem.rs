@@ -214,11 +214,17 @@ impl From<ServiceError> for ApiError {
             ServiceError::RateLimited {
                 retry_after_seconds,
             } => ApiError::too_many_requests(retry_after_seconds),
-            ServiceError::InvalidRefreshToken => ApiError::new(
+            ServiceError::InvalidRefreshToken | ServiceError::RefreshTokenReused => ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 "invalid-refresh-token",
                 "Unauthorized",
                 "the refresh token is missing, invalid, expired or revoked",
+            ),
+            ServiceError::InvalidResetToken => ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid-reset-token",
+                "Bad Request",
+                "the reset token is unknown, used, superseded or expired",
             ),
             ServiceError::WrongCurrentPassword => ApiError::new(
                 StatusCode::BAD_REQUEST,

@@ -2,6 +2,8 @@
 //! [`Broker`] that keeps one connection alive for the process.
 
 mod broker;
+pub mod jobs;
+pub mod relay;
 pub mod topology;
 
 pub use broker::Broker;

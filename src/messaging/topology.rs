@@ -42,6 +42,10 @@ impl Topology {
         }
     }
 
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
     pub fn exchange(&self) -> String {
         format!("{}portcullis.jobs", self.prefix)
     }
@@ -52,6 +56,17 @@ impl Topology {
 
     pub fn dead_letter_queue(&self, queue: JobQueue) -> String {
         format!("{}.dlq", self.queue(queue))
+    }
+
+    /// Where a failed job waits out its backoff before going back to its
+    /// queue (its messages carry a per-message TTL).
+    pub fn retry_queue(&self, queue: JobQueue) -> String {
+        format!("{}.retry", self.queue(queue))
+    }
+
+    /// The queue a message was consumed from, by its prefixed name.
+    pub fn job_queue(&self, name: &str) -> Option<JobQueue> {
+        JobQueue::ALL.into_iter().find(|q| self.queue(*q) == name)
     }
 
     /// Declares the exchange, every work queue with its dead letter queue,
@@ -97,6 +112,25 @@ impl Topology {
             channel
                 .queue_declare(name.as_str().into(), durable, arguments)
                 .await?;
+            // Classic: per-message TTLs drive the backoff, and an expired
+            // message dead-letters back to its work queue.
+            let mut retry_arguments = FieldTable::default();
+            retry_arguments
+                .insert(
+                    "x-dead-letter-exchange".into(),
+                    AMQPValue::LongString(self.exchange().as_str().into()),
+                )
+                .insert(
+                    "x-dead-letter-routing-key".into(),
+                    AMQPValue::LongString(name.as_str().into()),
+                );
+            channel
+                .queue_declare(
+                    self.retry_queue(queue).as_str().into(),
+                    durable,
+                    retry_arguments,
+                )
+                .await?;
             channel
                 .queue_bind(
                     name.as_str().into(),
@@ -138,6 +172,14 @@ mod tests {
         assert_eq!(
             test.dead_letter_queue(JobQueue::PasswordReset),
             "t1.email.password_reset.dlq"
+        );
+        assert_eq!(
+            test.retry_queue(JobQueue::SecurityNotice),
+            "t1.email.security_notice.retry"
+        );
+        assert_eq!(
+            test.job_queue("t1.email.security_notice"),
+            Some(JobQueue::SecurityNotice)
         );
     }
 }

@@ -3,7 +3,8 @@
 //! Rotation is one statement: of concurrent rotations of the same token,
 //! PostgreSQL lets the first `UPDATE ... WHERE used_at IS NULL` win and
 //! re-checks the others against the committed row, where they match
-//! nothing. Losers then read the token's state to choose between the grace
+//! nothing. The statement also locks the session row, so a revocation and a
+//! rotation of one session never interleave. Losers then read the token's state to choose between the grace
 //! and the reuse path (CONTRACT.md, "Authentication model").
 
 use deadpool_postgres::GenericClient;
@@ -99,11 +100,19 @@ pub async fn rotate_refresh_token(
     new_hash: &[u8],
     ttl_seconds: i64,
 ) -> Result<Option<TokenOwner>, tokio_postgres::Error> {
-    const SQL: &str = "WITH rotated AS ( \
+    // `live` locks the session row: a revocation committing meanwhile is
+    // re-checked against, so no token is issued for a just-revoked session.
+    const SQL: &str = "WITH live AS ( \
+            SELECT s.id FROM refresh_tokens t \
+            JOIN sessions s ON s.id = t.session_id \
+            JOIN users u ON u.id = s.user_id \
+            WHERE t.token_hash = $1 AND s.revoked_at IS NULL AND u.is_active \
+            FOR NO KEY UPDATE OF s \
+        ), rotated AS ( \
             UPDATE refresh_tokens t SET used_at = now() \
-            FROM sessions s \
-            WHERE t.token_hash = $1 AND s.id = t.session_id \
-              AND t.used_at IS NULL AND t.expires_at > now() AND s.revoked_at IS NULL \
+            FROM live \
+            WHERE t.token_hash = $1 AND t.session_id = live.id \
+              AND t.used_at IS NULL AND t.expires_at > now() \
             RETURNING t.session_id, t.user_id \
         ), issued AS ( \
             INSERT INTO refresh_tokens (token_hash, session_id, user_id, expires_at) \
@@ -157,8 +166,10 @@ pub async fn issue_grace_token(
     const SQL: &str = "WITH presented AS ( \
             SELECT t.session_id, t.user_id FROM refresh_tokens t \
             JOIN sessions s ON s.id = t.session_id \
-            WHERE t.token_hash = $1 AND s.revoked_at IS NULL \
+            JOIN users u ON u.id = s.user_id \
+            WHERE t.token_hash = $1 AND s.revoked_at IS NULL AND u.is_active \
               AND t.used_at > now() - $4::float8 * interval '1 second' \
+            FOR NO KEY UPDATE OF s \
         ), issued AS ( \
             INSERT INTO refresh_tokens (token_hash, session_id, user_id, expires_at) \
             SELECT $2, session_id, user_id, now() + $3::bigint * interval '1 second' FROM presented \
@@ -179,6 +190,21 @@ pub async fn issue_grace_token(
         session_id: row.get(0),
         user_id: row.get(1),
     }))
+}
+
+/// Whether `session_id` is a live session of `user_id`.
+pub async fn is_live_session(
+    client: &impl GenericClient,
+    user_id: Uuid,
+    session_id: Uuid,
+) -> Result<bool, tokio_postgres::Error> {
+    const SQL: &str = "SELECT EXISTS (SELECT 1 FROM sessions \
+        WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL AND expires_at > now())";
+    let statement = client.prepare_cached(SQL).await?;
+    Ok(client
+        .query_one(&statement, &[&session_id, &user_id])
+        .await?
+        .get(0))
 }
 
 /// Revokes one session of `user_id`; false if it was not live.

@@ -5,10 +5,12 @@ use std::net::IpAddr;
 
 use uuid::Uuid;
 
-use super::{ServiceError, db};
+use super::{ServiceError, db, jobs};
 use crate::app::AppContext;
 use crate::cache::rate_limit::{Limited, LoginLimits};
 use crate::domain::{Email, FullName, NewPassword};
+use crate::messaging::jobs::JobKind;
+use crate::repositories::password_resets;
 use crate::repositories::sessions::{self, RevokeReason, TokenOwner};
 use crate::repositories::users::{self, UserRecord};
 use crate::security::jwt::{AccessToken, Claims};
@@ -67,11 +69,7 @@ pub async fn login(
     user_agent: Option<&str>,
 ) -> Result<IssuedTokens, ServiceError> {
     let normalised = Email::normalise(raw_email);
-    let limits = LoginLimits {
-        window: ctx.config.login_failure_window,
-        per_account: ctx.config.login_max_failures_per_account,
-        per_address: ctx.config.login_max_failures_per_address,
-    };
+    let limits = login_limits(ctx);
     ctx.limiter
         .check_login(&normalised, client_address, limits)
         .await?
@@ -135,15 +133,17 @@ fn rate_limited(limited: Limited) -> ServiceError {
 pub async fn refresh(
     ctx: &AppContext,
     presented: Option<&str>,
+    correlation_id: &str,
 ) -> Result<(IssuedTokens, RefreshOutcome), ServiceError> {
-    let result = rotate(ctx, presented).await;
+    let result = rotate(ctx, presented, correlation_id).await;
     let outcome = match &result {
-        Ok((_, RefreshOutcome::Success)) => "success",
-        Ok((_, RefreshOutcome::Grace)) => "grace",
-        Err(ServiceError::InvalidRefreshToken) => "invalid",
-        Err(_) => "error",
+        Ok((_, RefreshOutcome::Success)) => Some("success"),
+        Ok((_, RefreshOutcome::Grace)) => Some("grace"),
+        Err(ServiceError::RefreshTokenReused) => Some("reuse_detected"),
+        Err(ServiceError::InvalidRefreshToken) => Some("invalid"),
+        Err(_) => None,
     };
-    if outcome != "error" {
+    if let Some(outcome) = outcome {
         metrics::counter!("auth_refresh_total", "outcome" => outcome).increment(1);
     }
     result
@@ -152,6 +152,7 @@ pub async fn refresh(
 async fn rotate(
     ctx: &AppContext,
     presented: Option<&str>,
+    correlation_id: &str,
 ) -> Result<(IssuedTokens, RefreshOutcome), ServiceError> {
     let presented = presented
         .filter(|token| looks_like_token(token))
@@ -186,21 +187,36 @@ async fn rotate(
     }
 
     // Reuse outside the grace window: the token was stolen or replayed, so
-    // the whole family ends and its access tokens die with it.
-    if sessions::revoke_session_by_id(&client, state.owner.session_id, RevokeReason::ReuseDetected)
+    // the whole family ends and its access tokens die with it. Redis first,
+    // so that a failure there leaves the session to be revoked on retry.
+    let owner = state.owner;
+    ctx.denylist
+        .deny(None, &[owner.session_id], ctx.jwt.ttl())
+        .await?;
+    let mut client = client;
+    let transaction = client.transaction().await?;
+    if sessions::revoke_session_by_id(&transaction, owner.session_id, RevokeReason::ReuseDetected)
         .await?
     {
-        metrics::counter!("auth_refresh_total", "outcome" => "reuse_detected").increment(1);
+        if let Some(user) = users::find_active_user(&transaction, owner.user_id).await? {
+            jobs::enqueue(
+                &transaction,
+                JobKind::RefreshReuseNotice,
+                user.id,
+                &user.email,
+                correlation_id,
+            )
+            .await?;
+        }
+        transaction.commit().await?;
+        ctx.outbox.wake();
         tracing::warn!(
-            user_id = %state.owner.user_id,
-            session_id = %state.owner.session_id,
+            user_id = %owner.user_id,
+            session_id = %owner.session_id,
             "refresh token reuse detected; session revoked"
         );
     }
-    ctx.denylist
-        .deny(None, &[state.owner.session_id], ctx.jwt.ttl())
-        .await?;
-    Err(ServiceError::InvalidRefreshToken)
+    Err(ServiceError::RefreshTokenReused)
 }
 
 fn issue(
@@ -268,7 +284,90 @@ pub(crate) async fn end_all_sessions(
         .set_not_before(user_id, mark, ctx.jwt.ttl())
         .await?;
     let client = db(&ctx.db).await?;
-    Ok(sessions::revoke_all_sessions(&client, user_id, keep, reason).await?)
+    let revoked = sessions::revoke_all_sessions(&client, user_id, keep, reason).await?;
+    // Tokens a racing refresh issued after the mark die with their session.
+    ctx.denylist.deny(None, &revoked, ctx.jwt.ttl()).await?;
+    Ok(revoked)
+}
+
+/// Checks `password` for a signed-in user, counting a wrong one against the
+/// same limits as a failed login.
+pub(crate) async fn verify_limited(
+    ctx: &AppContext,
+    user: &UserRecord,
+    password: &str,
+    client_address: IpAddr,
+) -> Result<bool, ServiceError> {
+    let limits = login_limits(ctx);
+    ctx.limiter
+        .check_login(&user.email, client_address, limits)
+        .await?
+        .map_err(rate_limited)?;
+    let permit = ctx.hasher.acquire().await?;
+    ctx.limiter
+        .reserve_login(&user.email, client_address, limits)
+        .await?
+        .map_err(rate_limited)?;
+    let verified = ctx
+        .hasher
+        .verify_with(permit, password, Some(&user.password_hash))
+        .await?;
+    if verified {
+        ctx.limiter
+            .login_succeeded(&user.email, client_address)
+            .await?;
+    }
+    Ok(verified)
+}
+
+/// Stores a new password hash and ends the user's sessions but `keep`,
+/// with a security notice, in one transaction; every access token issued
+/// before stops working. `consume_reset_token` is spent in the same
+/// transaction, and a token no longer live fails the whole change.
+pub(crate) async fn replace_password(
+    ctx: &AppContext,
+    user: &UserRecord,
+    password_hash: &str,
+    keep: Option<Uuid>,
+    reason: RevokeReason,
+    consume_reset_token: Option<&[u8]>,
+    correlation_id: &str,
+) -> Result<(), ServiceError> {
+    // The mark comes first: if Redis fails, nothing has changed yet.
+    let mark = crate::security::jwt::unix_micros(time::OffsetDateTime::now_utc());
+    ctx.denylist
+        .set_not_before(user.id, mark, ctx.jwt.ttl())
+        .await?;
+    let notice = match reason {
+        RevokeReason::PasswordReset => JobKind::PasswordResetNotice,
+        _ => JobKind::PasswordChangedNotice,
+    };
+    let mut client = db(&ctx.db).await?;
+    let transaction = client.transaction().await?;
+    if let Some(token_hash) = consume_reset_token {
+        let owner = password_resets::consume_token(&transaction, token_hash).await?;
+        if owner != Some(user.id) {
+            return Err(ServiceError::InvalidResetToken);
+        }
+        password_resets::supersede_live_tokens(&transaction, user.id).await?;
+    }
+    if !users::update_password_hash(&transaction, user.id, password_hash).await? {
+        return Err(ServiceError::Unauthenticated);
+    }
+    let revoked = sessions::revoke_all_sessions(&transaction, user.id, keep, reason).await?;
+    jobs::enqueue(&transaction, notice, user.id, &user.email, correlation_id).await?;
+    transaction.commit().await?;
+    ctx.outbox.wake();
+    ctx.denylist.deny(None, &revoked, ctx.jwt.ttl()).await?;
+    Ok(())
+}
+
+fn login_limits(ctx: &AppContext) -> LoginLimits {
+    LoginLimits {
+        window: ctx.config.login_failure_window,
+        per_account: ctx.config.login_max_failures_per_account,
+        per_address: ctx.config.login_max_failures_per_address,
+    }
 }
 
 fn refresh_ttl_seconds(ctx: &AppContext) -> i64 {

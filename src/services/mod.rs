@@ -3,6 +3,8 @@
 //! or a test alike (STYLE.md, habit 5).
 
 pub mod auth;
+pub mod jobs;
+pub mod password_reset;
 pub mod sessions;
 pub mod users;
 
@@ -20,8 +22,14 @@ pub enum ServiceError {
     InvalidCredentials,
     #[error("too many attempts")]
     RateLimited { retry_after_seconds: u64 },
-    #[error("the refresh token is missing, unknown, expired, revoked or reused")]
+    #[error("the refresh token is missing, unknown, expired or revoked")]
     InvalidRefreshToken,
+    /// A used refresh token came back outside the grace window; its session
+    /// has been revoked. The client sees the same 401 as for any bad token.
+    #[error("a refresh token was reused")]
+    RefreshTokenReused,
+    #[error("the reset token is unknown, used, superseded or expired")]
+    InvalidResetToken,
     #[error("the current password is wrong")]
     WrongCurrentPassword,
     /// The token was valid but its user is gone.

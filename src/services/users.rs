@@ -1,5 +1,7 @@
 //! The signed-in user's own account.
 
+use std::net::IpAddr;
+
 use uuid::Uuid;
 
 use super::{ServiceError, db};
@@ -29,19 +31,19 @@ pub async fn update_full_name(
 
 /// Changes the password: every other session ends, and every access token
 /// issued before, the caller's included, stops working; the caller's
-/// refresh cookie keeps working (CONTRACT.md, "Endpoints").
+/// refresh cookie keeps working (CONTRACT.md, "Endpoints"). Wrong current
+/// passwords count against the login limits, so a stolen access token
+/// cannot be used to guess the password.
 pub async fn change_password(
     ctx: &AppContext,
     claims: &Claims,
     current_password: &str,
     new_password: String,
+    client_address: IpAddr,
+    correlation_id: &str,
 ) -> Result<(), ServiceError> {
     let user = me(ctx, claims.sub).await?;
-    if !ctx
-        .hasher
-        .verify(current_password, Some(&user.password_hash))
-        .await?
-    {
+    if !super::auth::verify_limited(ctx, &user, current_password, client_address).await? {
         return Err(ServiceError::WrongCurrentPassword);
     }
     let context = [user.email.as_str(), user.full_name.as_deref().unwrap_or("")];
@@ -50,17 +52,14 @@ pub async fn change_password(
         .check(new_password, &context)
         .map_err(|message| ServiceError::invalid("new_password", message))?;
     let hash = ctx.hasher.hash(new_password.expose()).await?;
-    {
-        let client = db(&ctx.db).await?;
-        if !users::update_password_hash(&client, user.id, &hash).await? {
-            return Err(ServiceError::Unauthenticated);
-        }
-    }
-    super::auth::end_all_sessions(
+    super::auth::replace_password(
         ctx,
-        user.id,
+        &user,
+        &hash,
         Some(claims.sid),
         RevokeReason::PasswordChanged,
+        None,
+        correlation_id,
     )
     .await?;
     tracing::info!(user_id = %user.id, "password changed");

@@ -10,6 +10,7 @@ use crate::config::Config;
 use crate::domain::{Email, FieldError, FullName};
 use crate::http::extract::{self, BodyKind};
 use crate::http::layers::auth::AuthenticatedUser;
+use crate::http::layers::correlation_id::CorrelationId;
 use crate::http::problem::ProblemDocument;
 use crate::http::{ApiError, Request, Response, empty, json};
 use crate::services::auth::{self, IssuedTokens};
@@ -18,7 +19,8 @@ pub const REFRESH_COOKIE: &str = "refresh_token";
 /// The refresh cookie is only ever sent to the auth endpoints.
 const COOKIE_PATH: &str = "/api/v1/auth";
 
-#[derive(Debug, Deserialize, ToSchema)]
+// No `Debug`: it holds a password.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterRequest {
     #[schema(example = "ada@example.com", max_length = 254)]
@@ -35,7 +37,8 @@ pub struct RegisterRequest {
     pub full_name: Option<String>,
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+// No `Debug`: it holds a password.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginRequest {
     #[schema(example = "ada@example.com")]
@@ -45,7 +48,8 @@ pub struct LoginRequest {
 }
 
 /// The OAuth2 password-flow form; other OAuth2 fields are ignored.
-#[derive(Debug, Deserialize, ToSchema)]
+// No `Debug`: it holds a password.
+#[derive(Deserialize, ToSchema)]
 pub struct LoginForm {
     pub username: String,
     pub password: String,
@@ -182,7 +186,8 @@ fn form_credentials(bytes: &[u8]) -> Result<(String, String), ApiError> {
 )]
 pub async fn refresh(state: AppState, request: Request) -> Result<Response, ApiError> {
     let presented = extract::cookie(request.headers(), REFRESH_COOKIE);
-    let (tokens, _outcome) = auth::refresh(&state, presented).await?;
+    let correlation_id = CorrelationId::of(&request);
+    let (tokens, _outcome) = auth::refresh(&state, presented, correlation_id.as_str()).await?;
     token_response(&state.config, tokens)
 }
 

@@ -3,6 +3,7 @@
 pub mod auth;
 pub mod docs;
 pub mod ops;
+pub mod password_reset;
 pub mod users;
 
 use http::Method;

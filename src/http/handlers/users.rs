@@ -10,6 +10,7 @@ use crate::app::AppState;
 use crate::domain::FullName;
 use crate::http::extract;
 use crate::http::layers::auth::AuthenticatedUser;
+use crate::http::layers::correlation_id::CorrelationId;
 use crate::http::problem::ProblemDocument;
 use crate::http::router::PathParams;
 use crate::http::{ApiError, Request, Response, empty, json};
@@ -54,7 +55,8 @@ fn present<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Option<S
     Option::<String>::deserialize(deserializer).map(Some)
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+// No `Debug`: it holds passwords.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChangePasswordRequest {
     pub current_password: String,
@@ -137,13 +139,23 @@ pub async fn update_me(state: AppState, request: Request) -> Result<Response, Ap
         (status = 400, description = "The current password is wrong, or the body is not JSON", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 401, description = "No valid access token", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 422, description = "The new password is too weak", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 429, description = "Too many wrong current passwords; see Retry-After", body = ProblemDocument, content_type = "application/problem+json"),
     )
 )]
 pub async fn change_password(state: AppState, request: Request) -> Result<Response, ApiError> {
     let claims = AuthenticatedUser::of(&request)?.clone();
+    let address = extract::client_ip(&request, &state.config.trusted_proxies);
+    let correlation_id = CorrelationId::of(&request);
     let body: ChangePasswordRequest = extract::json(request).await?;
-    services::users::change_password(&state, &claims, &body.current_password, body.new_password)
-        .await?;
+    services::users::change_password(
+        &state,
+        &claims,
+        &body.current_password,
+        body.new_password,
+        address,
+        correlation_id.as_str(),
+    )
+    .await?;
     Ok(empty(StatusCode::NO_CONTENT))
 }
 

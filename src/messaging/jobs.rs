@@ -1,0 +1,123 @@
+//! Job messages (CONTRACT.md, "Messaging"): persistent JSON
+//! `{job_id, kind, user_id, email, requested_at}`, with the AMQP
+//! `message_id` equal to `job_id` and `correlation_id` that of the HTTP
+//! request that caused the job.
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::topology::JobQueue;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobMessage {
+    pub job_id: Uuid,
+    pub kind: String,
+    pub user_id: Uuid,
+    pub email: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub requested_at: OffsetDateTime,
+}
+
+/// Every job there is: the reset email, and the security notices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobKind {
+    /// Create a reset token and email the link.
+    PasswordResetLink,
+    /// "Your password was changed."
+    PasswordChangedNotice,
+    /// "Your password was reset."
+    PasswordResetNotice,
+    /// "An old session token was reused; that session was ended."
+    RefreshReuseNotice,
+}
+
+impl JobKind {
+    pub fn queue(self) -> JobQueue {
+        match self {
+            JobKind::PasswordResetLink => JobQueue::PasswordReset,
+            _ => JobQueue::SecurityNotice,
+        }
+    }
+
+    /// The `kind` field of the message; unique within its queue.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobKind::PasswordResetLink => "password_reset",
+            JobKind::PasswordChangedNotice => "password_changed",
+            JobKind::PasswordResetNotice => "password_reset",
+            JobKind::RefreshReuseNotice => "refresh_reuse",
+        }
+    }
+
+    /// The kind of a message taken from `queue`.
+    pub fn parse(queue: JobQueue, kind: &str) -> Option<Self> {
+        match (queue, kind) {
+            (JobQueue::PasswordReset, "password_reset") => Some(JobKind::PasswordResetLink),
+            (JobQueue::SecurityNotice, "password_changed") => Some(JobKind::PasswordChangedNotice),
+            (JobQueue::SecurityNotice, "password_reset") => Some(JobKind::PasswordResetNotice),
+            (JobQueue::SecurityNotice, "refresh_reuse") => Some(JobKind::RefreshReuseNotice),
+            _ => None,
+        }
+    }
+
+    /// The label of `jobs_processed_total{kind}` and `job_duration_seconds{kind}`.
+    pub fn metric_label(self) -> &'static str {
+        match self {
+            JobKind::PasswordResetLink => "password_reset",
+            JobKind::PasswordChangedNotice => "notice_password_changed",
+            JobKind::PasswordResetNotice => "notice_password_reset",
+            JobKind::RefreshReuseNotice => "notice_refresh_reuse",
+        }
+    }
+}
+
+impl JobMessage {
+    pub fn new(kind: JobKind, user_id: Uuid, email: &str) -> Self {
+        Self {
+            job_id: Uuid::new_v4(),
+            kind: kind.as_str().to_owned(),
+            user_id,
+            email: email.to_owned(),
+            requested_at: OffsetDateTime::now_utc(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_round_trip_through_their_queue() {
+        for kind in [
+            JobKind::PasswordResetLink,
+            JobKind::PasswordChangedNotice,
+            JobKind::PasswordResetNotice,
+            JobKind::RefreshReuseNotice,
+        ] {
+            assert_eq!(JobKind::parse(kind.queue(), kind.as_str()), Some(kind));
+        }
+        assert_eq!(
+            JobKind::parse(JobQueue::PasswordReset, "refresh_reuse"),
+            None
+        );
+    }
+
+    #[test]
+    fn a_message_serialises_with_the_contract_fields() {
+        let message = JobMessage::new(JobKind::PasswordResetLink, Uuid::new_v4(), "a@example.com");
+        let value = serde_json::to_value(&message).unwrap();
+        let mut keys: Vec<&str> = value
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        keys.sort_unstable();
+        assert_eq!(keys, ["email", "job_id", "kind", "requested_at", "user_id"]);
+        let back: JobMessage = serde_json::from_value(value).unwrap();
+        assert_eq!(back, message);
+    }
+}

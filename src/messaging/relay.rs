@@ -1,0 +1,164 @@
+//! The outbox relay, in the API process: publishes pending outbox rows to
+//! RabbitMQ with publisher confirms and marks a row published only after
+//! the broker confirmed it (CONTRACT.md, "Password reset": a job is never
+//! lost). Rows are taken `FOR UPDATE SKIP LOCKED`, so several API replicas
+//! never publish one row at the same time. While RabbitMQ is away, rows
+//! wait; the relay goes on when the broker connection comes back.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use deadpool_postgres::Pool;
+use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
+use lapin::{BasicProperties, Channel};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use super::Broker;
+use crate::repositories::outbox;
+
+const BATCH: i64 = 100;
+/// Other replicas' rows are picked up within this time.
+const POLL: Duration = Duration::from_secs(1);
+const RETRY_AFTER_ERROR: Duration = Duration::from_millis(500);
+/// How long published rows are kept.
+const KEEP_PUBLISHED_DAYS: i32 = 7;
+
+/// Wakes the relay as soon as a job is committed.
+#[derive(Clone, Default)]
+pub struct OutboxSignal(Arc<Notify>);
+
+impl OutboxSignal {
+    pub fn wake(&self) {
+        self.0.notify_one();
+    }
+}
+
+pub async fn run_relay(
+    db: Pool,
+    broker: Broker,
+    signal: OutboxSignal,
+    shutdown: CancellationToken,
+) {
+    let mut connections = broker.watch();
+    let mut cleaned = tokio::time::Instant::now() - Duration::from_secs(3600);
+    loop {
+        let connection = connections.borrow_and_update().clone();
+        let Some(connection) = connection.filter(|c| c.status().connected()) else {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = connections.changed() => continue,
+            }
+        };
+        let channel = match open_channel(&connection).await {
+            Ok(channel) => channel,
+            Err(error) => {
+                tracing::warn!(error = %error, "cannot open a publishing channel");
+                if sleep_or_stop(RETRY_AFTER_ERROR, &shutdown).await {
+                    return;
+                }
+                continue;
+            }
+        };
+        loop {
+            if cleaned.elapsed() > Duration::from_secs(3600) {
+                cleaned = tokio::time::Instant::now();
+                if let Ok(client) = db.get().await {
+                    let _ =
+                        outbox::delete_published_before_days(&client, KEEP_PUBLISHED_DAYS).await;
+                }
+            }
+            match publish_batch(&db, &channel, &broker).await {
+                Ok(count) if count as i64 == BATCH => continue,
+                Ok(_) => {
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return,
+                        _ = signal.0.notified() => {}
+                        _ = tokio::time::sleep(POLL) => {}
+                        _ = connections.changed() => break,
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(
+                        error = format!("{error:#}"),
+                        "publishing the outbox failed; will retry"
+                    );
+                    if sleep_or_stop(RETRY_AFTER_ERROR, &shutdown).await {
+                        return;
+                    }
+                    break;
+                }
+            }
+        }
+    }
+}
+
+async fn open_channel(connection: &lapin::Connection) -> lapin::Result<Channel> {
+    let channel = connection.create_channel().await?;
+    channel
+        .confirm_select(ConfirmSelectOptions::default())
+        .await?;
+    Ok(channel)
+}
+
+/// Returns true when asked to stop.
+async fn sleep_or_stop(duration: Duration, shutdown: &CancellationToken) -> bool {
+    tokio::select! {
+        _ = shutdown.cancelled() => true,
+        _ = tokio::time::sleep(duration) => false,
+    }
+}
+
+/// Publishes one batch; returns how many rows it took.
+async fn publish_batch(db: &Pool, channel: &Channel, broker: &Broker) -> anyhow::Result<usize> {
+    let mut client = db.get().await?;
+    let transaction = client.transaction().await?;
+    let jobs = outbox::lock_pending_jobs(&transaction, BATCH).await?;
+    if jobs.is_empty() {
+        transaction.commit().await?;
+        return Ok(0);
+    }
+    let topology = broker.topology();
+    let exchange = topology.exchange();
+    let mut pending = Vec::with_capacity(jobs.len());
+    for job in &jobs {
+        let payload = serde_json::to_vec(&job.payload)?;
+        let properties = BasicProperties::default()
+            .with_message_id(job.id.to_string().into())
+            .with_correlation_id(job.correlation_id.as_str().into())
+            .with_content_type("application/json".into())
+            .with_delivery_mode(2);
+        let routing_key = format!("{}{}", topology.prefix(), job.queue);
+        let span =
+            tracing::info_span!("publish", correlation_id = %job.correlation_id, job_id = %job.id);
+        let confirm = channel
+            .basic_publish(
+                exchange.as_str().into(),
+                routing_key.as_str().into(),
+                BasicPublishOptions {
+                    mandatory: true,
+                    ..BasicPublishOptions::default()
+                },
+                &payload,
+                properties,
+            )
+            .instrument(span)
+            .await?;
+        pending.push((job, confirm));
+    }
+    let mut published = Vec::with_capacity(pending.len());
+    for (job, confirm) in pending {
+        let confirmation = confirm.await?;
+        // Unroutable messages come back as an ack carrying the message.
+        if confirmation.is_ack() && confirmation.take_message().is_none() {
+            published.push(job.id);
+            tracing::info!(correlation_id = %job.correlation_id, job_id = %job.id, queue = %job.queue, "job published");
+        } else {
+            tracing::warn!(correlation_id = %job.correlation_id, job_id = %job.id, "the broker did not take a job; it stays in the outbox");
+        }
+    }
+    outbox::mark_published(&transaction, &published).await?;
+    transaction.commit().await?;
+    Ok(jobs.len())
+}

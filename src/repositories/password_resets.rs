@@ -1,0 +1,84 @@
+//! Password-reset requests and tokens.
+
+use deadpool_postgres::GenericClient;
+use uuid::Uuid;
+
+pub async fn insert_request(
+    client: &impl GenericClient,
+    id: Uuid,
+    user_id: Option<Uuid>,
+    correlation_id: &str,
+) -> Result<(), tokio_postgres::Error> {
+    const SQL: &str = "INSERT INTO password_reset_requests (id, user_id, correlation_id) \
+        VALUES ($1, $2, $3)";
+    let statement = client.prepare_cached(SQL).await?;
+    client
+        .execute(&statement, &[&id, &user_id, &correlation_id])
+        .await?;
+    Ok(())
+}
+
+/// Supersedes every live token of the user and stores a new one, in one
+/// statement.
+pub async fn replace_token(
+    client: &impl GenericClient,
+    request_id: Uuid,
+    user_id: Uuid,
+    token_hash: &[u8],
+    ttl_seconds: i64,
+) -> Result<(), tokio_postgres::Error> {
+    const SQL: &str = "WITH superseded AS ( \
+            UPDATE password_reset_tokens SET superseded_at = now() \
+            WHERE user_id = $2 AND used_at IS NULL AND superseded_at IS NULL \
+        ) \
+        INSERT INTO password_reset_tokens (token_hash, request_id, user_id, expires_at) \
+        VALUES ($3, $1, $2, now() + $4::bigint * interval '1 second')";
+    let statement = client.prepare_cached(SQL).await?;
+    client
+        .execute(
+            &statement,
+            &[&request_id, &user_id, &token_hash, &ttl_seconds],
+        )
+        .await?;
+    Ok(())
+}
+
+/// The user a live token belongs to: unused, not superseded, unexpired.
+pub async fn find_live_token_user(
+    client: &impl GenericClient,
+    token_hash: &[u8],
+) -> Result<Option<Uuid>, tokio_postgres::Error> {
+    const SQL: &str = "SELECT user_id FROM password_reset_tokens \
+        WHERE token_hash = $1 AND used_at IS NULL AND superseded_at IS NULL AND expires_at > now()";
+    let statement = client.prepare_cached(SQL).await?;
+    Ok(client
+        .query_opt(&statement, &[&token_hash])
+        .await?
+        .map(|row| row.get(0)))
+}
+
+/// Marks a live token used; `None` if it was not live (raced, expired).
+pub async fn consume_token(
+    client: &impl GenericClient,
+    token_hash: &[u8],
+) -> Result<Option<Uuid>, tokio_postgres::Error> {
+    const SQL: &str = "UPDATE password_reset_tokens SET used_at = now() \
+        WHERE token_hash = $1 AND used_at IS NULL AND superseded_at IS NULL AND expires_at > now() \
+        RETURNING user_id";
+    let statement = client.prepare_cached(SQL).await?;
+    Ok(client
+        .query_opt(&statement, &[&token_hash])
+        .await?
+        .map(|row| row.get(0)))
+}
+
+/// After a reset, no other link of the user may work.
+pub async fn supersede_live_tokens(
+    client: &impl GenericClient,
+    user_id: Uuid,
+) -> Result<u64, tokio_postgres::Error> {
+    const SQL: &str = "UPDATE password_reset_tokens SET superseded_at = now() \
+        WHERE user_id = $1 AND used_at IS NULL AND superseded_at IS NULL";
+    let statement = client.prepare_cached(SQL).await?;
+    client.execute(&statement, &[&user_id]).await
+}

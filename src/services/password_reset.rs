@@ -1,0 +1,112 @@
+//! Password reset (CONTRACT.md, "Password reset, end to end"): the request
+//! is recorded and its job written to the outbox in one transaction before
+//! the 202; the worker makes the token and sends the link; the confirm
+//! spends the token and sets the password.
+
+use super::{ServiceError, auth, db, jobs};
+use crate::app::AppContext;
+use crate::domain::Email;
+use crate::messaging::jobs::{JobKind, JobMessage};
+use crate::repositories::sessions::RevokeReason;
+use crate::repositories::{password_resets, users};
+use crate::security::tokens::{hash_token, looks_like_token};
+
+/// Records a reset request. Known and unknown emails take the same path
+/// and get the same answer; only a known, active one causes a job.
+pub async fn request(
+    ctx: &AppContext,
+    email: Email,
+    correlation_id: &str,
+) -> Result<(), ServiceError> {
+    if let Err(limited) = ctx
+        .limiter
+        .reserve_reset(
+            email.as_str(),
+            ctx.config.reset_max_requests_per_email,
+            ctx.config.reset_request_window,
+        )
+        .await?
+    {
+        return Err(ServiceError::RateLimited {
+            retry_after_seconds: limited.retry_after.as_secs().max(1),
+        });
+    }
+    let mut client = db(&ctx.db).await?;
+    let transaction = client.transaction().await?;
+    let user = users::find_active_user_by_email(&transaction, email.as_str()).await?;
+    let message = user
+        .as_ref()
+        .map(|user| JobMessage::new(JobKind::PasswordResetLink, user.id, &user.email));
+    // The request's id is its job's id, which the reset token refers to.
+    let request_id = message
+        .as_ref()
+        .map_or_else(uuid::Uuid::new_v4, |m| m.job_id);
+    password_resets::insert_request(
+        &transaction,
+        request_id,
+        user.as_ref().map(|u| u.id),
+        correlation_id,
+    )
+    .await?;
+    if let Some(message) = &message {
+        jobs::enqueue_message(
+            &transaction,
+            JobKind::PasswordResetLink,
+            message,
+            correlation_id,
+        )
+        .await?;
+    }
+    transaction.commit().await?;
+    if message.is_some() {
+        ctx.outbox.wake();
+    }
+    Ok(())
+}
+
+/// Sets a new password with a live reset token: the token is spent, every
+/// session ends and every access token issued before stops working. A weak
+/// password is refused without spending the token.
+pub async fn confirm(
+    ctx: &AppContext,
+    token: &str,
+    new_password: String,
+    correlation_id: &str,
+) -> Result<(), ServiceError> {
+    if !looks_like_token(token) {
+        return Err(ServiceError::InvalidResetToken);
+    }
+    let token_hash = hash_token(token);
+    let user = {
+        let client = db(&ctx.db).await?;
+        let user_id = password_resets::find_live_token_user(&client, &token_hash)
+            .await?
+            .ok_or(ServiceError::InvalidResetToken)?;
+        users::find_active_user(&client, user_id)
+            .await?
+            .ok_or(ServiceError::InvalidResetToken)?
+    };
+    let context = [user.email.as_str(), user.full_name.as_deref().unwrap_or("")];
+    let new_password = ctx
+        .password_policy
+        .check(new_password, &context)
+        .map_err(|message| ServiceError::invalid("new_password", message))?;
+    let hash = ctx.hasher.hash(new_password.expose()).await?;
+    auth::replace_password(
+        ctx,
+        &user,
+        &hash,
+        None,
+        RevokeReason::PasswordReset,
+        Some(&token_hash),
+        correlation_id,
+    )
+    .await?;
+    tracing::info!(user_id = %user.id, "password reset");
+    Ok(())
+}
+
+/// The checked email of a reset request, for the handler.
+pub fn parse_email(raw: &str) -> Result<Email, ServiceError> {
+    Email::parse(raw).map_err(|message| ServiceError::invalid("email", message))
+}
