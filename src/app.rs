@@ -14,11 +14,13 @@ use crate::cache::{Denylist, Keys, RateLimiter};
 use crate::config::Config;
 use crate::domain::PasswordPolicy;
 use crate::http;
+use crate::mail::Mailer;
 use crate::messaging::relay::{OutboxSignal, run_relay};
 use crate::messaging::{Broker, Topology};
 use crate::security::jwt::JwtKeys;
 use crate::security::password::PasswordHasher;
-use crate::{cache, db, telemetry};
+use crate::worker::JobContext;
+use crate::{cache, db, telemetry, worker};
 
 /// What the API's handlers share.
 pub struct AppContext {
@@ -116,16 +118,24 @@ pub async fn run_worker(
     let _stop_background = background.clone().drop_guard();
     tokio::spawn(until(background.clone(), telemetry::run_metrics_upkeep()));
 
-    let Resources {
-        db,
-        broker: _broker,
-    } = open_resources(&config, "portcullis-worker", &background).await?;
+    let mailer = Mailer::new(&config.mail_transport, &config.mail_from)?;
+    let Resources { db, broker } =
+        open_resources(&config, "portcullis-worker", &background).await?;
+    let jobs = Arc::new(JobContext {
+        config: config.clone(),
+        db: db.clone(),
+        mailer,
+    });
+    let consumer = tokio::spawn(worker::run(jobs, broker, shutdown.clone()));
     let service = http::service(http::handlers::worker_router(), config.request_timeout);
     tracing::info!(
         addr = %metrics_listener.local_addr().context("reading the worker metrics address")?,
         "worker started"
     );
     http::server::serve(metrics_listener, service, shutdown, config.shutdown_timeout).await;
+    // The consumer drains its jobs in flight before the broker connection
+    // and the pool close.
+    consumer.await.context("the job consumer failed")?;
     db.close();
     tracing::info!("worker stopped");
     Ok(())

@@ -10,11 +10,13 @@ pub mod config;
 pub mod db;
 pub mod domain;
 pub mod http;
+pub mod mail;
 pub mod messaging;
 pub mod repositories;
 pub mod security;
 pub mod services;
 pub mod telemetry;
+pub mod worker;
 
 pub use app::{cancel_on_signal, run_api, run_worker};
 pub use config::Config;

@@ -67,6 +67,16 @@ pub fn api_router(state: AppState) -> Router {
             "/api/v1/auth/refresh",
             handler(s(), auth::refresh),
         )
+        .route(
+            Method::POST,
+            "/api/v1/auth/password-reset/request",
+            handler(s(), password_reset::request),
+        )
+        .route(
+            Method::POST,
+            "/api/v1/auth/password-reset/confirm",
+            handler(s(), password_reset::confirm),
+        )
         .merge(protected)
         .route(Method::GET, "/healthz", handler((), ops::healthz))
         .route(Method::GET, "/readyz", handler(s(), ops::readyz))

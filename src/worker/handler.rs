@@ -1,0 +1,134 @@
+//! One job, start to end (STYLE.md, habit 9): `handle` takes a message and
+//! returns what to do with it; the consumer loop only acks, retries or
+//! dead-letters. A job id is handled at most once: a ledger row, written in
+//! the same transaction as the reset token, marks it done, and concurrent
+//! deliveries of one job wait for each other on an advisory lock.
+
+use std::sync::Arc;
+
+use deadpool_postgres::Pool;
+use uuid::Uuid;
+
+use super::emails;
+use crate::config::Config;
+use crate::mail::{Mailer, OutgoingEmail};
+use crate::messaging::jobs::{JobKind, JobMessage};
+use crate::messaging::topology::JobQueue;
+use crate::repositories::{password_resets, processed_jobs, users};
+use crate::security::tokens::OpaqueToken;
+
+/// What the worker needs to handle jobs.
+pub struct JobContext {
+    pub config: Arc<Config>,
+    pub db: Pool,
+    pub mailer: Mailer,
+}
+
+/// What became of one delivery.
+#[derive(Debug)]
+pub enum Outcome {
+    /// The email was handed off.
+    Sent,
+    /// Nothing to send (the user is gone).
+    Skipped,
+    /// Already handled under this job id.
+    Duplicate,
+    /// Failed for now; try again later.
+    Retry(anyhow::Error),
+    /// Can never succeed (a malformed message).
+    DeadLetter(String),
+}
+
+impl Outcome {
+    pub fn label(&self) -> &'static str {
+        match self {
+            Outcome::Sent => "sent",
+            Outcome::Skipped => "skipped",
+            Outcome::Duplicate => "duplicate",
+            Outcome::Retry(_) => "failed",
+            Outcome::DeadLetter(_) => "rejected",
+        }
+    }
+}
+
+/// Parses a delivery's body into its message and kind.
+pub fn parse(queue: JobQueue, body: &[u8]) -> Result<(JobMessage, JobKind), String> {
+    let message: JobMessage =
+        serde_json::from_slice(body).map_err(|_| "the message is not a job".to_owned())?;
+    let kind = JobKind::parse(queue, &message.kind).ok_or_else(|| {
+        format!(
+            "unknown job kind `{}` on {}",
+            message.kind,
+            queue.base_name()
+        )
+    })?;
+    Ok((message, kind))
+}
+
+pub async fn handle(
+    ctx: &JobContext,
+    message: &JobMessage,
+    kind: JobKind,
+    correlation_id: &str,
+) -> Outcome {
+    match run(ctx, message, kind, correlation_id).await {
+        Ok(outcome) => outcome,
+        Err(error) => Outcome::Retry(error),
+    }
+}
+
+async fn run(
+    ctx: &JobContext,
+    message: &JobMessage,
+    kind: JobKind,
+    correlation_id: &str,
+) -> anyhow::Result<Outcome> {
+    let queue = kind.queue().base_name();
+    let mut client = ctx.db.get().await?;
+    let transaction = client.transaction().await?;
+    processed_jobs::lock_job(&transaction, message.job_id).await?;
+    if processed_jobs::is_processed(&transaction, message.job_id).await? {
+        return Ok(Outcome::Duplicate);
+    }
+    let Some(user) = users::find_active_user(&transaction, message.user_id).await? else {
+        processed_jobs::mark_processed(&transaction, message.job_id, queue, "skipped").await?;
+        transaction.commit().await?;
+        tracing::info!(job_id = %message.job_id, "the user is gone; nothing to send");
+        return Ok(Outcome::Skipped);
+    };
+    let text = match kind {
+        JobKind::PasswordResetLink => {
+            let token = OpaqueToken::generate();
+            let ttl = ctx.config.password_reset_ttl;
+            password_resets::replace_token(
+                &transaction,
+                message.job_id,
+                user.id,
+                &token.hash,
+                ttl.as_secs() as i64,
+            )
+            .await?;
+            emails::reset_link(&ctx.config.public_url, &token.text, ttl)
+        }
+        notice => emails::notice(notice, &ctx.config.public_url),
+    };
+    let email = OutgoingEmail {
+        to: user.email.clone(),
+        subject: text.subject,
+        text: text.text,
+        html: text.html,
+        id: email_id(message.job_id),
+        correlation_id: correlation_id.to_owned(),
+    };
+    // Sent inside the transaction: if the send fails, the token is rolled
+    // back and the retry makes a new one.
+    ctx.mailer.send(&email).await?;
+    processed_jobs::mark_processed(&transaction, message.job_id, queue, "sent").await?;
+    transaction.commit().await?;
+    tracing::info!(job_id = %message.job_id, kind = kind.as_str(), "email sent");
+    Ok(Outcome::Sent)
+}
+
+fn email_id(job_id: Uuid) -> String {
+    job_id.to_string()
+}
