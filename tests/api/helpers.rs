@@ -331,3 +331,114 @@ pub fn jwt_claims(token: &str) -> serde_json::Value {
         .expect("base64url payload");
     serde_json::from_slice(&bytes).expect("JSON claims")
 }
+
+/// The worker, in-process, on the app's database and queues.
+pub struct TestWorker {
+    pub metrics_address: String,
+    pub shutdown: CancellationToken,
+    pub handle: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+impl TestWorker {
+    /// Asks it to stop and waits until it has drained.
+    pub async fn stop(&mut self) -> anyhow::Result<()> {
+        self.shutdown.cancel();
+        let handle = self.handle.take().expect("stopped once");
+        tokio::time::timeout(std::time::Duration::from_secs(20), handle)
+            .await
+            .expect("the worker stops")
+            .expect("the worker task did not panic")
+    }
+}
+
+impl Drop for TestWorker {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+impl TestApp {
+    pub async fn spawn_worker(&self) -> TestWorker {
+        self.spawn_worker_with(|_| {}).await
+    }
+
+    pub async fn spawn_worker_with(
+        &self,
+        customise: impl FnOnce(&mut HashMap<String, String>),
+    ) -> TestWorker {
+        let mut vars = self.resources.vars();
+        vars.insert("JOB_RETRY_BASE_DELAY_MS".into(), "50".into());
+        customise(&mut vars);
+        let config = Arc::new(Config::from_vars(vars).expect("worker configuration is valid"));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let metrics_address = format!("http://{}", listener.local_addr().unwrap());
+        let shutdown = CancellationToken::new();
+        let handle = tokio::spawn(portcullis::run_worker(config, listener, shutdown.clone()));
+        TestWorker {
+            metrics_address,
+            shutdown,
+            handle: Some(handle),
+        }
+    }
+
+    pub fn mail_dir(&self) -> &std::path::Path {
+        &self.resources.mail_dir
+    }
+
+    pub async fn request_reset(&self, email: &str) -> reqwest::Response {
+        self.post_json(
+            "/api/v1/auth/password-reset/request",
+            &serde_json::json!({"email": email}),
+        )
+        .await
+    }
+
+    pub async fn confirm_reset(&self, token: &str, new_password: &str) -> reqwest::Response {
+        self.post_json(
+            "/api/v1/auth/password-reset/confirm",
+            &serde_json::json!({"token": token, "new_password": new_password}),
+        )
+        .await
+    }
+
+    /// Waits for `count` emails to `email` whose subject contains `subject`.
+    pub async fn emails_to(&self, email: &str, subject: &str, count: usize) -> Vec<SentEmail> {
+        let (email, subject) = (email.to_owned(), subject.to_owned());
+        wait_for_emails(
+            self.mail_dir(),
+            count,
+            move |e| e.to() == email && e.subject().contains(&subject),
+            std::time::Duration::from_secs(20),
+        )
+        .await
+    }
+
+    /// Users made straight in the database, sharing one password hash:
+    /// many users without an Argon2 run each.
+    pub async fn insert_users(&self, template: &TestUser, count: usize) -> Vec<TestUser> {
+        let db = self.database().await;
+        let template_id = uuid::Uuid::parse_str(&template.id).unwrap();
+        let hash: String = db
+            .query_one("SELECT password_hash FROM users WHERE id = $1", &[&template_id])
+            .await
+            .unwrap()
+            .get(0);
+        let mut users = Vec::with_capacity(count);
+        for _ in 0..count {
+            let id = uuid::Uuid::new_v4();
+            let email = self.unique_email();
+            db.execute(
+                "INSERT INTO users (id, email, password_hash) VALUES ($1, $2, $3)",
+                &[&id, &email, &hash],
+            )
+            .await
+            .unwrap();
+            users.push(TestUser {
+                id: id.to_string(),
+                email,
+                password: template.password.clone(),
+            });
+        }
+        users
+    }
+}

@@ -15,6 +15,7 @@ mod health;
 mod helpers;
 mod layers;
 mod metrics;
+mod password_reset;
 mod sessions;
 mod shutdown;
 mod users;

@@ -34,6 +34,7 @@ pub struct TestResources {
     pub queue_prefix: String,
     pub redis_key_prefix: String,
     pub mail_dir: std::path::PathBuf,
+    pub jwt_secret: String,
 }
 
 impl TestResources {
@@ -57,6 +58,7 @@ impl TestResources {
             queue_prefix: format!("test-{}.", &id[..12]),
             redis_key_prefix: format!("test-{}:", &id[..12]),
             mail_dir,
+            jwt_secret: format!("test-secret-{}", Uuid::new_v4().simple()),
         }
     }
 
@@ -182,4 +184,159 @@ fn replace_database(url: &str, database: &str) -> String {
 pub fn closed_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     listener.local_addr().unwrap().port()
+}
+
+/// A TCP proxy the test can cut and restore, standing between a process
+/// and a service (the broker), so a test can take the service away without
+/// stopping the machine's own.
+pub struct TcpProxy {
+    pub port: u16,
+    state: std::sync::Arc<ProxyState>,
+    accept_task: tokio::task::JoinHandle<()>,
+}
+
+struct ProxyState {
+    cut: std::sync::atomic::AtomicBool,
+    generation: std::sync::Mutex<tokio_util::sync::CancellationToken>,
+}
+
+impl TcpProxy {
+    pub async fn start(target: std::net::SocketAddr) -> Self {
+        use std::sync::atomic::Ordering;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let state = std::sync::Arc::new(ProxyState {
+            cut: std::sync::atomic::AtomicBool::new(false),
+            generation: std::sync::Mutex::new(tokio_util::sync::CancellationToken::new()),
+        });
+        let shared = state.clone();
+        let accept_task = tokio::spawn(async move {
+            loop {
+                let Ok((mut inbound, _)) = listener.accept().await else {
+                    continue;
+                };
+                if shared.cut.load(Ordering::SeqCst) {
+                    drop(inbound);
+                    continue;
+                }
+                let token = shared.generation.lock().unwrap().clone();
+                tokio::spawn(async move {
+                    let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = token.cancelled() => {}
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                    }
+                });
+            }
+        });
+        Self {
+            port,
+            state,
+            accept_task,
+        }
+    }
+
+    /// Drops every open connection and refuses new ones.
+    pub fn cut(&self) {
+        use std::sync::atomic::Ordering;
+        self.state.cut.store(true, Ordering::SeqCst);
+        let mut generation = self.state.generation.lock().unwrap();
+        generation.cancel();
+        *generation = tokio_util::sync::CancellationToken::new();
+    }
+
+    pub fn restore(&self) {
+        self.state.cut.store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Drop for TcpProxy {
+    fn drop(&mut self) {
+        self.cut();
+        self.accept_task.abort();
+    }
+}
+
+/// An email the file transport wrote.
+#[derive(Debug, Clone)]
+pub struct SentEmail {
+    pub file_name: String,
+    pub raw: String,
+}
+
+impl SentEmail {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        let prefix = format!("{name}: ");
+        self.raw
+            .lines()
+            .take_while(|line| !line.is_empty())
+            .find_map(|line| line.strip_prefix(&prefix))
+    }
+
+    pub fn to(&self) -> &str {
+        self.header("To").unwrap_or("")
+    }
+
+    pub fn subject(&self) -> &str {
+        self.header("Subject").unwrap_or("")
+    }
+
+    /// The reset token of the link in the email, if there is one.
+    pub fn reset_token(&self) -> Option<String> {
+        let start = self.raw.find("/reset-password?token=")? + "/reset-password?token=".len();
+        Some(
+            self.raw[start..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+                .collect(),
+        )
+    }
+}
+
+/// The emails in `dir`, oldest first.
+pub fn read_emails(dir: &std::path::Path) -> Vec<SentEmail> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut emails: Vec<(std::time::SystemTime, SentEmail)> = entries
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".eml") && !e.file_name().to_string_lossy().starts_with('.'))
+        .filter_map(|e| {
+            let modified = e.metadata().ok()?.modified().ok()?;
+            let raw = std::fs::read_to_string(e.path()).ok()?;
+            Some((
+                modified,
+                SentEmail {
+                    file_name: e.file_name().to_string_lossy().into_owned(),
+                    raw,
+                },
+            ))
+        })
+        .collect();
+    emails.sort_by_key(|(modified, _)| *modified);
+    emails.into_iter().map(|(_, email)| email).collect()
+}
+
+/// Waits until `dir` holds at least `count` emails matching `filter`.
+pub async fn wait_for_emails(
+    dir: &std::path::Path,
+    count: usize,
+    filter: impl Fn(&SentEmail) -> bool,
+    limit: std::time::Duration,
+) -> Vec<SentEmail> {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        let emails: Vec<SentEmail> = read_emails(dir).into_iter().filter(|e| filter(e)).collect();
+        if emails.len() >= count {
+            return emails;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "expected {count} emails, found {} after {limit:?}",
+            emails.len()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }
