@@ -1,8 +1,14 @@
 //! One job, start to end (STYLE.md, habit 9): `handle` takes a message and
 //! returns what to do with it; the consumer loop only acks, retries or
-//! dead-letters. A job id is handled at most once: a ledger row, written in
-//! the same transaction as the reset token, marks it done, and concurrent
-//! deliveries of one job wait for each other on an advisory lock.
+//! dead-letters. A job id is handled at most once: a ledger row marks it
+//! done, and concurrent deliveries of one job wait for each other on an
+//! advisory lock held by the ledger's transaction.
+//!
+//! The reset token is committed (on a second connection) before the email
+//! goes out, so a link is never live before its token is; the ledger row is
+//! committed after. A crash between the two makes the redelivery mint a new
+//! token, superseding the first, and send again under the same message id
+//! (the file transport then replaces the first email).
 
 use std::sync::Arc;
 
@@ -85,14 +91,14 @@ async fn run(
 ) -> anyhow::Result<Outcome> {
     let queue = kind.queue().base_name();
     let mut client = ctx.db.get().await?;
-    let transaction = client.transaction().await?;
-    processed_jobs::lock_job(&transaction, message.job_id).await?;
-    if processed_jobs::is_processed(&transaction, message.job_id).await? {
+    let ledger = client.transaction().await?;
+    processed_jobs::lock_job(&ledger, message.job_id).await?;
+    if processed_jobs::is_processed(&ledger, message.job_id).await? {
         return Ok(Outcome::Duplicate);
     }
-    let Some(user) = users::find_active_user(&transaction, message.user_id).await? else {
-        processed_jobs::mark_processed(&transaction, message.job_id, queue, "skipped").await?;
-        transaction.commit().await?;
+    let Some(user) = users::find_active_user(&ledger, message.user_id).await? else {
+        processed_jobs::mark_processed(&ledger, message.job_id, queue, "skipped").await?;
+        ledger.commit().await?;
         tracing::info!(job_id = %message.job_id, "the user is gone; nothing to send");
         return Ok(Outcome::Skipped);
     };
@@ -100,8 +106,9 @@ async fn run(
         JobKind::PasswordResetLink => {
             let token = OpaqueToken::generate();
             let ttl = ctx.config.password_reset_ttl;
+            let writer = ctx.db.get().await?;
             password_resets::replace_token(
-                &transaction,
+                &writer,
                 message.job_id,
                 user.id,
                 &token.hash,
@@ -120,11 +127,9 @@ async fn run(
         id: email_id(message.job_id),
         correlation_id: correlation_id.to_owned(),
     };
-    // Sent inside the transaction: if the send fails, the token is rolled
-    // back and the retry makes a new one.
     ctx.mailer.send(&email).await?;
-    processed_jobs::mark_processed(&transaction, message.job_id, queue, "sent").await?;
-    transaction.commit().await?;
+    processed_jobs::mark_processed(&ledger, message.job_id, queue, "sent").await?;
+    ledger.commit().await?;
     tracing::info!(job_id = %message.job_id, kind = kind.as_str(), "email sent");
     Ok(Outcome::Sent)
 }

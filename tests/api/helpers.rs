@@ -419,7 +419,10 @@ impl TestApp {
         let db = self.database().await;
         let template_id = uuid::Uuid::parse_str(&template.id).unwrap();
         let hash: String = db
-            .query_one("SELECT password_hash FROM users WHERE id = $1", &[&template_id])
+            .query_one(
+                "SELECT password_hash FROM users WHERE id = $1",
+                &[&template_id],
+            )
             .await
             .unwrap()
             .get(0);

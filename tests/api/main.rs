@@ -13,6 +13,7 @@ mod conventions;
 mod docs;
 mod health;
 mod helpers;
+mod jobs;
 mod layers;
 mod metrics;
 mod password_reset;

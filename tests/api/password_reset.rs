@@ -47,7 +47,8 @@ async fn a_reset_link_sets_the_password_and_ends_every_session() {
     let again = app.confirm_reset(&token, "Another-Fresh-Walrus-81").await;
     assert_problem(again, 400, "invalid-reset-token").await;
     // And the user hears about it.
-    app.emails_to(&user.email, "Your password was reset", 1).await;
+    app.emails_to(&user.email, "Your password was reset", 1)
+        .await;
 }
 
 #[tokio::test]
@@ -74,8 +75,14 @@ async fn an_unknown_email_gets_the_same_answer_and_no_job() {
 #[tokio::test]
 async fn a_malformed_email_is_a_422() {
     let app = spawn_app().await;
-    for body in [json!({"email": "not-an-email"}), json!({}), json!({"email": 5})] {
-        let response = app.post_json("/api/v1/auth/password-reset/request", &body).await;
+    for body in [
+        json!({"email": "not-an-email"}),
+        json!({}),
+        json!({"email": 5}),
+    ] {
+        let response = app
+            .post_json("/api/v1/auth/password-reset/request", &body)
+            .await;
         assert_problem(response, 422, "validation-error").await;
     }
 }
@@ -89,7 +96,11 @@ async fn reset_requests_are_limited_per_email_known_or_not() {
             assert_eq!(app.request_reset(email).await.status(), 202);
         }
         let response = app.request_reset(email).await;
-        let retry_after: u64 = response.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+        let retry_after: u64 = response.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
         assert!((1..=3600).contains(&retry_after));
         assert_problem(response, 429, "too-many-requests").await;
     }
@@ -102,7 +113,9 @@ async fn a_new_request_supersedes_the_earlier_link() {
     let user = app.register_user().await;
 
     assert_eq!(app.request_reset(&user.email).await.status(), 202);
-    let first = app.emails_to(&user.email, RESET_SUBJECT, 1).await[0].reset_token().unwrap();
+    let first = app.emails_to(&user.email, RESET_SUBJECT, 1).await[0]
+        .reset_token()
+        .unwrap();
     assert_eq!(app.request_reset(&user.email).await.status(), 202);
     let emails = app.emails_to(&user.email, RESET_SUBJECT, 2).await;
     let second = emails
@@ -111,7 +124,12 @@ async fn a_new_request_supersedes_the_earlier_link() {
         .find(|t| *t != first)
         .expect("a second, different token");
 
-    assert_problem(app.confirm_reset(&first, NEW_PASSWORD).await, 400, "invalid-reset-token").await;
+    assert_problem(
+        app.confirm_reset(&first, NEW_PASSWORD).await,
+        400,
+        "invalid-reset-token",
+    )
+    .await;
     assert_eq!(app.confirm_reset(&second, NEW_PASSWORD).await.status(), 204);
 }
 
@@ -121,7 +139,9 @@ async fn an_expired_token_is_a_400() {
     let _worker = app.spawn_worker().await;
     let user = app.register_user().await;
     app.request_reset(&user.email).await;
-    let token = app.emails_to(&user.email, RESET_SUBJECT, 1).await[0].reset_token().unwrap();
+    let token = app.emails_to(&user.email, RESET_SUBJECT, 1).await[0]
+        .reset_token()
+        .unwrap();
 
     app.database()
         .await
@@ -133,7 +153,12 @@ async fn an_expired_token_is_a_400() {
         .await
         .unwrap();
 
-    assert_problem(app.confirm_reset(&token, NEW_PASSWORD).await, 400, "invalid-reset-token").await;
+    assert_problem(
+        app.confirm_reset(&token, NEW_PASSWORD).await,
+        400,
+        "invalid-reset-token",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -142,7 +167,9 @@ async fn a_weak_password_is_a_422_and_leaves_the_token_usable() {
     let _worker = app.spawn_worker().await;
     let user = app.register_user().await;
     app.request_reset(&user.email).await;
-    let token = app.emails_to(&user.email, RESET_SUBJECT, 1).await[0].reset_token().unwrap();
+    let token = app.emails_to(&user.email, RESET_SUBJECT, 1).await[0]
+        .reset_token()
+        .unwrap();
 
     let weak = app.confirm_reset(&token, "password1234").await;
 
@@ -170,12 +197,19 @@ async fn a_password_change_and_a_refresh_reuse_each_send_one_notice() {
     let user = app.register_user().await;
     let tokens = app.login_user(&user).await;
 
-    assert_eq!(app.change_password(&tokens.access, &user.password, NEW_PASSWORD).await.status(), 204);
-    app.emails_to(&user.email, "Your password was changed", 1).await;
+    assert_eq!(
+        app.change_password(&tokens.access, &user.password, NEW_PASSWORD)
+            .await
+            .status(),
+        204
+    );
+    app.emails_to(&user.email, "Your password was changed", 1)
+        .await;
 
     let rotated = tokens_of(app.refresh(Some(&tokens.refresh)).await).await;
     assert_eq!(app.refresh(Some(&tokens.refresh)).await.status(), 401);
-    app.emails_to(&user.email, "A session of yours was ended", 1).await;
+    app.emails_to(&user.email, "A session of yours was ended", 1)
+        .await;
     // Presenting tokens of the now revoked session sends nothing more.
     assert_eq!(app.refresh(Some(&rotated.refresh)).await.status(), 401);
     tokio::time::sleep(Duration::from_millis(500)).await;

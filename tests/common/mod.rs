@@ -129,7 +129,11 @@ async fn delete_topology(topology: &Topology) {
     };
     if let Ok(channel) = connection.create_channel().await {
         for queue in JobQueue::ALL {
-            for name in [topology.queue(queue), topology.dead_letter_queue(queue)] {
+            for name in [
+                topology.queue(queue),
+                topology.dead_letter_queue(queue),
+                topology.retry_queue(queue),
+            ] {
                 let _ = channel
                     .queue_delete(name.as_str().into(), QueueDeleteOptions::default())
                     .await;
@@ -248,7 +252,9 @@ impl TcpProxy {
     }
 
     pub fn restore(&self) {
-        self.state.cut.store(false, std::sync::atomic::Ordering::SeqCst);
+        self.state
+            .cut
+            .store(false, std::sync::atomic::Ordering::SeqCst);
     }
 }
 
@@ -302,7 +308,10 @@ pub fn read_emails(dir: &std::path::Path) -> Vec<SentEmail> {
     };
     let mut emails: Vec<(std::time::SystemTime, SentEmail)> = entries
         .filter_map(Result::ok)
-        .filter(|e| e.file_name().to_string_lossy().ends_with(".eml") && !e.file_name().to_string_lossy().starts_with('.'))
+        .filter(|e| {
+            e.file_name().to_string_lossy().ends_with(".eml")
+                && !e.file_name().to_string_lossy().starts_with('.')
+        })
         .filter_map(|e| {
             let modified = e.metadata().ok()?.modified().ok()?;
             let raw = std::fs::read_to_string(e.path()).ok()?;

@@ -1,0 +1,389 @@
+//! The queue under faults: the broker away while requests arrive, the
+//! worker killed mid-batch, jobs that always fail, duplicates, garbage.
+
+use std::collections::HashSet;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use lapin::options::{BasicGetOptions, BasicPublishOptions, QueueDeclareOptions};
+use lapin::types::{AMQPValue, FieldTable};
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
+use portcullis::messaging::Topology;
+use portcullis::messaging::topology::JobQueue;
+
+use crate::helpers::*;
+
+const RESET_SUBJECT: &str = "Reset your password";
+
+/// host:port of the broker the tests use.
+fn broker_address() -> std::net::SocketAddr {
+    let url = amqp_url();
+    let authority = url.split('@').next_back().unwrap();
+    let host_port = authority.split('/').next().unwrap();
+    host_port
+        .parse()
+        .expect("the test AMQP URL names an IP address and port")
+}
+
+async fn channel() -> (Connection, Channel) {
+    let connection = Connection::connect(&amqp_url(), ConnectionProperties::default())
+        .await
+        .unwrap();
+    let channel = connection.create_channel().await.unwrap();
+    (connection, channel)
+}
+
+async fn depth(channel: &Channel, queue: &str) -> u32 {
+    let passive = QueueDeclareOptions {
+        passive: true,
+        ..Default::default()
+    };
+    channel
+        .queue_declare(queue.into(), passive, FieldTable::default())
+        .await
+        .map(|q| q.message_count())
+        .unwrap_or(0)
+}
+
+async fn wait_for_depth(channel: &Channel, queue: &str, expected: u32) {
+    for _ in 0..400 {
+        if depth(channel, queue).await >= expected {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{queue} never reached {expected} messages");
+}
+
+async fn request_resets(app: &TestApp, users: &[TestUser]) {
+    for chunk in users.chunks(25) {
+        let requests = chunk.iter().map(|u| app.request_reset(&u.email));
+        for response in futures_util::future::join_all(requests).await {
+            assert_eq!(response.status(), 202);
+        }
+    }
+}
+
+/// Every user got exactly one reset email, and nothing else was sent.
+async fn assert_one_reset_email_each(app: &TestApp, users: &[TestUser]) {
+    let expected: HashSet<&str> = users.iter().map(|u| u.email.as_str()).collect();
+    wait_for_emails(
+        app.mail_dir(),
+        users.len(),
+        |e| e.subject() == RESET_SUBJECT,
+        Duration::from_secs(90),
+    )
+    .await;
+    // Give a straggling duplicate the chance to show up.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let emails = read_emails(app.mail_dir());
+    let recipients: Vec<&str> = emails.iter().map(|e| e.to()).collect();
+    let distinct: HashSet<&str> = recipients.iter().copied().collect();
+    assert_eq!(emails.len(), users.len(), "one email per request");
+    assert_eq!(distinct, expected);
+    let db = app.database().await;
+    let processed: i64 = db
+        .query_one(
+            "SELECT count(*) FROM processed_jobs WHERE outcome = 'sent'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(processed as usize, users.len());
+    let pending: i64 = db
+        .query_one(
+            "SELECT count(*) FROM outbox WHERE published_at IS NULL",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(pending, 0);
+    // Each user holds exactly one live token: the one in the email.
+    let users_with_more: i64 = db
+        .query_one(
+            "SELECT count(*) FROM (SELECT user_id FROM password_reset_tokens \
+             WHERE used_at IS NULL AND superseded_at IS NULL GROUP BY user_id HAVING count(*) <> 1) x",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(users_with_more, 0);
+}
+
+#[tokio::test]
+async fn jobs_accepted_while_the_broker_is_away_are_all_sent_once_it_is_back() {
+    let proxy = TcpProxy::start(broker_address()).await;
+    let port = proxy.port;
+    let app = spawn_app_with(|vars| {
+        vars.insert(
+            "AMQP_URL".into(),
+            format!("amqp://guest:guest@127.0.0.1:{port}/%2f"),
+        );
+    })
+    .await;
+    app.wait_until_ready().await;
+    let _worker = app.spawn_worker().await;
+    let template = app.register_user().await;
+    let users = app.insert_users(&template, 200).await;
+
+    proxy.cut();
+    for _ in 0..100 {
+        if app.get("/readyz").await.status() == 503 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        app.get("/readyz").await.status(),
+        503,
+        "the API sees the broker gone"
+    );
+    request_resets(&app, &users).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        read_emails(app.mail_dir()).is_empty(),
+        "nothing reaches the worker meanwhile"
+    );
+
+    proxy.restore();
+
+    assert_one_reset_email_each(&app, &users).await;
+}
+
+fn start_worker_process(app: &TestApp) -> Child {
+    let mut vars = app.resources.vars();
+    vars.insert("WORKER_METRICS_ADDR".into(), "127.0.0.1:0".into());
+    vars.insert("WORKER_CONCURRENCY".into(), "1".into());
+    vars.insert("RUST_LOG".into(), "warn".into());
+    Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .arg("worker")
+        .env_clear()
+        .envs(vars)
+        .current_dir(std::env::temp_dir())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("the worker binary starts")
+}
+
+#[tokio::test]
+async fn a_worker_killed_mid_batch_loses_nothing_and_sends_nothing_twice() {
+    let app = spawn_app().await;
+    let template = app.register_user().await;
+    let users = app.insert_users(&template, 300).await;
+    let mut worker = start_worker_process(&app);
+
+    request_resets(&app, &users).await;
+    wait_for_emails(app.mail_dir(), 20, |_| true, Duration::from_secs(60)).await;
+    worker.kill().expect("SIGKILL");
+    worker.wait().unwrap();
+    let sent_before_the_kill = read_emails(app.mail_dir()).len();
+    let mut restarted = start_worker_process(&app);
+
+    assert_one_reset_email_each(&app, &users).await;
+
+    restarted.kill().unwrap();
+    restarted.wait().unwrap();
+    assert!(
+        sent_before_the_kill < users.len(),
+        "the kill came mid-batch ({sent_before_the_kill} sent)"
+    );
+}
+
+#[tokio::test]
+async fn a_job_that_always_fails_ends_in_the_dead_letter_queue_with_its_error() {
+    let app = spawn_app().await;
+    let closed = closed_port();
+    let worker = app
+        .spawn_worker_with(|vars| {
+            vars.insert(
+                "MAIL_TRANSPORT".into(),
+                format!("smtp://127.0.0.1:{closed}"),
+            );
+            vars.insert("JOB_MAX_ATTEMPTS".into(), "3".into());
+        })
+        .await;
+    let user = app.register_user().await;
+    let (_connection, channel) = channel().await;
+    let topology = Topology::new(app.resources.queue_prefix.clone());
+    let dlq = topology.dead_letter_queue(JobQueue::PasswordReset);
+
+    let response = app
+        .client
+        .post(app.url("/api/v1/auth/password-reset/request"))
+        .header("x-correlation-id", "doomed-job")
+        .json(&serde_json::json!({"email": user.email}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+
+    wait_for_depth(&channel, &dlq, 1).await;
+    let message = channel
+        .basic_get(dlq.as_str().into(), BasicGetOptions { no_ack: true })
+        .await
+        .unwrap()
+        .expect("a dead letter");
+    let properties = &message.delivery.properties;
+    assert_eq!(
+        properties.correlation_id().as_ref().unwrap().as_str(),
+        "doomed-job"
+    );
+    let headers = properties.headers().as_ref().unwrap().inner();
+    assert_eq!(headers.get("x-attempts"), Some(&AMQPValue::LongUInt(3)));
+    let Some(AMQPValue::LongString(error)) = headers.get("x-last-error") else {
+        panic!("no x-last-error: {headers:?}");
+    };
+    assert!(error.to_string().contains("SMTP"), "{error}");
+    assert!(read_emails(app.mail_dir()).is_empty());
+    let metrics = reqwest::get(format!("{}/metrics", worker.metrics_address))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(r#"jobs_processed_total{kind="password_reset",outcome="retried"} 2"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics
+            .contains(r#"jobs_processed_total{kind="password_reset",outcome="dead_lettered"} 1"#)
+    );
+    assert!(metrics.contains(r#"job_duration_seconds_bucket{kind="password_reset""#));
+}
+
+async fn publish(
+    channel: &Channel,
+    topology: &Topology,
+    queue: JobQueue,
+    body: &[u8],
+    message_id: &str,
+) {
+    let confirm = channel
+        .basic_publish(
+            topology.exchange().as_str().into(),
+            topology.queue(queue).as_str().into(),
+            BasicPublishOptions::default(),
+            body,
+            BasicProperties::default()
+                .with_message_id(message_id.into())
+                .with_correlation_id("published-by-test".into())
+                .with_delivery_mode(2),
+        )
+        .await
+        .unwrap();
+    confirm.await.unwrap();
+}
+
+#[tokio::test]
+async fn a_job_delivered_twice_sends_one_email() {
+    let app = spawn_app().await;
+    let worker = app.spawn_worker().await;
+    let user = app.register_user().await;
+    app.wait_until_ready().await;
+    let (_connection, channel) = channel().await;
+    let topology = Topology::new(app.resources.queue_prefix.clone());
+    let job_id = uuid::Uuid::new_v4();
+    let body = serde_json::to_vec(&serde_json::json!({
+        "job_id": job_id,
+        "kind": "password_changed",
+        "user_id": user.id,
+        "email": user.email,
+        "requested_at": "2026-11-25T12:00:00Z",
+    }))
+    .unwrap();
+
+    publish(
+        &channel,
+        &topology,
+        JobQueue::SecurityNotice,
+        &body,
+        &job_id.to_string(),
+    )
+    .await;
+    publish(
+        &channel,
+        &topology,
+        JobQueue::SecurityNotice,
+        &body,
+        &job_id.to_string(),
+    )
+    .await;
+
+    app.emails_to(&user.email, "Your password was changed", 1)
+        .await;
+    let metrics_url = format!("{}/metrics", worker.metrics_address);
+    for _ in 0..100 {
+        let metrics = reqwest::get(&metrics_url)
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if metrics.contains(
+            r#"jobs_processed_total{kind="notice_password_changed",outcome="duplicate"} 1"#,
+        ) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(read_emails(app.mail_dir()).len(), 1);
+    let metrics = reqwest::get(&metrics_url)
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(
+            r#"jobs_processed_total{kind="notice_password_changed",outcome="duplicate"} 1"#
+        ),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn a_malformed_message_goes_straight_to_the_dead_letter_queue() {
+    let app = spawn_app().await;
+    let _worker = app.spawn_worker().await;
+    app.wait_until_ready().await;
+    let (_connection, channel) = channel().await;
+    let topology = Topology::new(app.resources.queue_prefix.clone());
+
+    publish(
+        &channel,
+        &topology,
+        JobQueue::PasswordReset,
+        b"{not json",
+        "garbage-1",
+    )
+    .await;
+
+    wait_for_depth(
+        &channel,
+        &topology.dead_letter_queue(JobQueue::PasswordReset),
+        1,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn the_worker_drains_its_jobs_when_asked_to_stop() {
+    let app = spawn_app().await;
+    let template = app.register_user().await;
+    let users = app.insert_users(&template, 30).await;
+    let mut worker = app.spawn_worker().await;
+    request_resets(&app, &users).await;
+    wait_for_emails(app.mail_dir(), 1, |_| true, Duration::from_secs(30)).await;
+
+    worker.stop().await.expect("the worker stops cleanly");
+
+    // Whatever it had not finished is still queued: a new worker sends the rest.
+    let _next = app.spawn_worker().await;
+    assert_one_reset_email_each(&app, &users).await;
+}
