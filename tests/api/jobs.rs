@@ -125,7 +125,16 @@ async fn jobs_accepted_while_the_broker_is_away_are_all_sent_once_it_is_back() {
     })
     .await;
     app.wait_until_ready().await;
-    let _worker = app.spawn_worker().await;
+    // The worker reaches the broker through the proxy too, so both
+    // processes lose it and must find it again on their own.
+    let _worker = app
+        .spawn_worker_with(|vars| {
+            vars.insert(
+                "AMQP_URL".into(),
+                format!("amqp://guest:guest@127.0.0.1:{port}/%2f"),
+            );
+        })
+        .await;
     let template = app.register_user().await;
     let users = app.insert_users(&template, 200).await;
 
