@@ -125,16 +125,24 @@ impl RateLimiter {
         address: IpAddr,
         limits: LoginLimits,
     ) -> redis::RedisResult<Result<(), Limited>> {
-        let mut redis = self.redis.clone();
-        let (refused, ttl): (u32, u64) = RESERVE
+        let mut invocation = RESERVE.prepare_invoke();
+        invocation
             .key(self.email_key("login", email))
             .key(self.address_key(address))
             .arg(if count { "1" } else { "0" })
             .arg(limits.per_account)
             .arg(limits.per_address)
-            .arg(limits.window.as_secs().max(1))
-            .invoke_async(&mut redis)
-            .await?;
+            .arg(limits.window.as_secs().max(1));
+        self.reserve(invocation).await
+    }
+
+    /// Runs the reserve script; its answer as a [`Limited`] on refusal.
+    async fn reserve(
+        &self,
+        invocation: redis::ScriptInvocation<'_>,
+    ) -> redis::RedisResult<Result<(), Limited>> {
+        let mut redis = self.redis.clone();
+        let (refused, ttl): (u32, u64) = invocation.invoke_async(&mut redis).await?;
         Ok(match refused {
             0 => Ok(()),
             _ => Err(Limited {
@@ -150,20 +158,13 @@ impl RateLimiter {
         max: u32,
         window: Duration,
     ) -> redis::RedisResult<Result<(), Limited>> {
-        let mut redis = self.redis.clone();
-        let (refused, ttl): (u32, u64) = RESERVE
+        let mut invocation = RESERVE.prepare_invoke();
+        invocation
             .key(self.email_key("reset", email))
             .arg("1")
             .arg(max)
-            .arg(window.as_secs().max(1))
-            .invoke_async(&mut redis)
-            .await?;
-        Ok(match refused {
-            0 => Ok(()),
-            _ => Err(Limited {
-                retry_after: Duration::from_secs(ttl),
-            }),
-        })
+            .arg(window.as_secs().max(1));
+        self.reserve(invocation).await
     }
 
     /// A login succeeded: the account counter starts again and the

@@ -290,6 +290,21 @@ pub(crate) async fn end_all_sessions(
     Ok(revoked)
 }
 
+/// Checks a new password against the policy, with the user's email and
+/// name as the guessable context, and hashes it.
+pub(crate) async fn hash_new_password(
+    ctx: &AppContext,
+    user: &UserRecord,
+    raw: String,
+) -> Result<String, ServiceError> {
+    let context = [user.email.as_str(), user.full_name.as_deref().unwrap_or("")];
+    let password = ctx
+        .password_policy
+        .check(raw, &context)
+        .map_err(|message| ServiceError::invalid("new_password", message))?;
+    Ok(ctx.hasher.hash(password.expose()).await?)
+}
+
 /// Checks `password` for a signed-in user, counting a wrong one against the
 /// same limits as a failed login.
 pub(crate) async fn verify_limited(

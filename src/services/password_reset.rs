@@ -86,12 +86,7 @@ pub async fn confirm(
             .await?
             .ok_or(ServiceError::InvalidResetToken)?
     };
-    let context = [user.email.as_str(), user.full_name.as_deref().unwrap_or("")];
-    let new_password = ctx
-        .password_policy
-        .check(new_password, &context)
-        .map_err(|message| ServiceError::invalid("new_password", message))?;
-    let hash = ctx.hasher.hash(new_password.expose()).await?;
+    let hash = super::auth::hash_new_password(ctx, &user, new_password).await?;
     auth::replace_password(
         ctx,
         &user,

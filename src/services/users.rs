@@ -46,12 +46,7 @@ pub async fn change_password(
     if !super::auth::verify_limited(ctx, &user, current_password, client_address).await? {
         return Err(ServiceError::WrongCurrentPassword);
     }
-    let context = [user.email.as_str(), user.full_name.as_deref().unwrap_or("")];
-    let new_password = ctx
-        .password_policy
-        .check(new_password, &context)
-        .map_err(|message| ServiceError::invalid("new_password", message))?;
-    let hash = ctx.hasher.hash(new_password.expose()).await?;
+    let hash = super::auth::hash_new_password(ctx, &user, new_password).await?;
     super::auth::replace_password(
         ctx,
         &user,

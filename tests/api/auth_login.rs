@@ -265,22 +265,10 @@ async fn parallel_failures_cannot_overshoot_the_limit() {
     let user = app.register_user().await;
 
     let attempts = (0..20).map(|_| app.login(&user.email, OTHER_STRONG_PASSWORD));
-    let statuses: Vec<u16> = futures_util::future::join_all(attempts)
-        .await
-        .iter()
-        .map(|r| r.status().as_u16())
-        .collect();
+    let statuses = statuses_of(attempts).await;
 
-    assert_eq!(
-        statuses.iter().filter(|s| **s == 401).count(),
-        5,
-        "{statuses:?}"
-    );
-    assert_eq!(
-        statuses.iter().filter(|s| **s == 429).count(),
-        15,
-        "{statuses:?}"
-    );
+    assert_eq!(count_of(&statuses, 401), 5, "{statuses:?}");
+    assert_eq!(count_of(&statuses, 429), 15, "{statuses:?}");
 }
 
 #[tokio::test]
@@ -372,11 +360,7 @@ async fn parallel_correct_logins_are_not_refused() {
     let user = app.register_user().await;
 
     let attempts = (0..12).map(|_| app.login(&user.email, &user.password));
-    let statuses: Vec<u16> = futures_util::future::join_all(attempts)
-        .await
-        .iter()
-        .map(|r| r.status().as_u16())
-        .collect();
+    let statuses = statuses_of(attempts).await;
 
     assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
 }

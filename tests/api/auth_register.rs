@@ -65,22 +65,10 @@ async fn concurrent_registrations_of_one_email_create_one_user() {
 
     let body = json!({"email": email, "password": STRONG_PASSWORD});
     let attempts = (0..6).map(|_| app.register(&body));
-    let statuses: Vec<u16> = futures_util::future::join_all(attempts)
-        .await
-        .iter()
-        .map(|r| r.status().as_u16())
-        .collect();
+    let statuses = statuses_of(attempts).await;
 
-    assert_eq!(
-        statuses.iter().filter(|s| **s == 201).count(),
-        1,
-        "{statuses:?}"
-    );
-    assert_eq!(
-        statuses.iter().filter(|s| **s == 409).count(),
-        5,
-        "{statuses:?}"
-    );
+    assert_eq!(count_of(&statuses, 201), 1, "{statuses:?}");
+    assert_eq!(count_of(&statuses, 409), 5, "{statuses:?}");
 }
 
 async fn assert_field_error(app: &TestApp, body: serde_json::Value, field: &str) {

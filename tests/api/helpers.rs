@@ -401,6 +401,14 @@ impl TestApp {
         .await
     }
 
+    /// Asks for a reset link for `user` and returns its token from the email.
+    pub async fn reset_token_for(&self, user: &TestUser) -> String {
+        assert_eq!(self.request_reset(&user.email).await.status(), 202);
+        self.emails_to(&user.email, "Reset your password", 1).await[0]
+            .reset_token()
+            .expect("a link with a token")
+    }
+
     /// Waits for `count` emails to `email` whose subject contains `subject`.
     pub async fn emails_to(&self, email: &str, subject: &str, count: usize) -> Vec<SentEmail> {
         let (email, subject) = (email.to_owned(), subject.to_owned());
@@ -444,4 +452,21 @@ impl TestApp {
         }
         users
     }
+}
+
+/// Sends the requests at once; their statuses, in order.
+pub async fn statuses_of<F>(requests: impl IntoIterator<Item = F>) -> Vec<u16>
+where
+    F: std::future::Future<Output = reqwest::Response>,
+{
+    futures_util::future::join_all(requests)
+        .await
+        .iter()
+        .map(|r| r.status().as_u16())
+        .collect()
+}
+
+/// How many of `statuses` are `status`.
+pub fn count_of(statuses: &[u16], status: u16) -> usize {
+    statuses.iter().filter(|s| **s == status).count()
 }

@@ -112,10 +112,7 @@ async fn a_new_request_supersedes_the_earlier_link() {
     let _worker = app.spawn_worker().await;
     let user = app.register_user().await;
 
-    assert_eq!(app.request_reset(&user.email).await.status(), 202);
-    let first = app.emails_to(&user.email, RESET_SUBJECT, 1).await[0]
-        .reset_token()
-        .unwrap();
+    let first = app.reset_token_for(&user).await;
     assert_eq!(app.request_reset(&user.email).await.status(), 202);
     let emails = app.emails_to(&user.email, RESET_SUBJECT, 2).await;
     let second = emails
@@ -138,10 +135,7 @@ async fn an_expired_token_is_a_400() {
     let app = spawn_app().await;
     let _worker = app.spawn_worker().await;
     let user = app.register_user().await;
-    app.request_reset(&user.email).await;
-    let token = app.emails_to(&user.email, RESET_SUBJECT, 1).await[0]
-        .reset_token()
-        .unwrap();
+    let token = app.reset_token_for(&user).await;
 
     app.database()
         .await
@@ -166,10 +160,7 @@ async fn a_weak_password_is_a_422_and_leaves_the_token_usable() {
     let app = spawn_app().await;
     let _worker = app.spawn_worker().await;
     let user = app.register_user().await;
-    app.request_reset(&user.email).await;
-    let token = app.emails_to(&user.email, RESET_SUBJECT, 1).await[0]
-        .reset_token()
-        .unwrap();
+    let token = app.reset_token_for(&user).await;
 
     let weak = app.confirm_reset(&token, "password1234").await;
 
