@@ -15,7 +15,7 @@ use crate::config::Config;
 use crate::domain::PasswordPolicy;
 use crate::http;
 use crate::mail::Mailer;
-use crate::messaging::relay::{OutboxSignal, run_relay};
+use crate::messaging::relay::{OutboxSignal, run_backlog_gauge, run_relay};
 use crate::messaging::{Broker, Topology};
 use crate::security::jwt::JwtKeys;
 use crate::security::password::PasswordHasher;
@@ -98,6 +98,7 @@ pub async fn run_api(
         broker: broker.clone(),
     });
     tokio::spawn(run_relay(db.clone(), broker, outbox, background.clone()));
+    tokio::spawn(run_backlog_gauge(db.clone(), background.clone()));
     let service = http::service(http::handlers::api_router(state), config.request_timeout);
     tracing::info!(addr = %listener.local_addr().context("reading the API address")?, "api listening");
     http::server::serve(listener, service, shutdown, config.shutdown_timeout).await;
@@ -126,8 +127,15 @@ pub async fn run_worker(
         db: db.clone(),
         mailer,
     });
+    tokio::spawn(worker::run_dead_letter_gauge(
+        broker.clone(),
+        background.clone(),
+    ));
     let consumer = tokio::spawn(worker::run(jobs, broker, shutdown.clone()));
-    let service = http::service(http::handlers::worker_router(), config.request_timeout);
+    let service = http::service(
+        http::handlers::worker_router(db.clone()),
+        config.request_timeout,
+    );
     tracing::info!(
         addr = %metrics_listener.local_addr().context("reading the worker metrics address")?,
         "worker started"

@@ -27,7 +27,9 @@ use crate::config::LogFormat;
 /// Installs the global subscriber. Safe to call more than once (tests start
 /// many apps in one process): only the first call installs.
 pub fn init_logging(format: LogFormat, filter: &str) {
-    let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| EnvFilter::new("info"))
+        .add_directive_all(QUIET_TARGETS);
     let registry = tracing_subscriber::registry().with(filter);
     let result = match format {
         LogFormat::Json => registry
@@ -41,6 +43,38 @@ pub fn init_logging(format: LogFormat, filter: &str) {
     };
     // Already installed: keep the first one.
     let _ = result;
+}
+
+/// Libraries that log what must never reach a log line at debug or trace:
+/// tokio-postgres logs query parameters (password and token hashes),
+/// hyper and h2 headers (`Authorization`, `Cookie`), lettre the messages it
+/// sends (reset links), lapin message bodies. They are held at `info`,
+/// whatever `RUST_LOG` says.
+const QUIET_TARGETS: &[&str] = &[
+    "tokio_postgres=info",
+    "postgres_protocol=info",
+    "hyper=info",
+    "hyper_util=info",
+    "h2=info",
+    "lettre=info",
+    "lapin=info",
+    "amq_protocol=info",
+    "redis=info",
+];
+
+trait AddDirectives {
+    fn add_directive_all(self, directives: &[&str]) -> Self;
+}
+
+impl AddDirectives for EnvFilter {
+    fn add_directive_all(mut self, directives: &[&str]) -> Self {
+        for directive in directives {
+            if let Ok(directive) = directive.parse() {
+                self = self.add_directive(directive);
+            }
+        }
+        self
+    }
 }
 
 /// Writes `{"timestamp","level","target","message", ...fields}` per event.
@@ -206,6 +240,52 @@ fn describe_metrics() {
     );
     describe_gauge!("http_requests_in_flight", "HTTP requests being served");
     describe_gauge!("portcullis_build_info", "Build information; always 1");
+    describe_counter!("auth_logins_total", "Login attempts by outcome");
+    describe_counter!(
+        "auth_refresh_total",
+        "Refresh-token presentations by outcome"
+    );
+    describe_counter!(
+        "auth_denylist_checks_total",
+        "Denylist checks of authenticated requests by result"
+    );
+    describe_counter!(
+        "jobs_processed_total",
+        "Jobs handled by the worker, by kind and outcome"
+    );
+    describe_histogram!(
+        "job_duration_seconds",
+        Unit::Seconds,
+        "Time to handle one job, by kind"
+    );
+    describe_gauge!(
+        "outbox_pending",
+        "Jobs in the outbox not yet confirmed by RabbitMQ"
+    );
+    describe_gauge!(
+        "job_dead_letter_queue_messages",
+        "Messages waiting in each dead letter queue"
+    );
+    describe_gauge!(
+        "db_pool_connections",
+        "PostgreSQL pool connections by state"
+    );
+    describe_gauge!("db_pool_max_connections", "PostgreSQL pool size limit");
+    describe_gauge!(
+        "db_pool_waiting",
+        "Tasks waiting for a PostgreSQL connection"
+    );
+}
+
+/// Records the pool's current use; called at each scrape.
+pub fn record_pool(pool: &deadpool_postgres::Pool) {
+    let status = pool.status();
+    let idle = status.available as f64;
+    let in_use = status.size.saturating_sub(status.available) as f64;
+    metrics::gauge!("db_pool_connections", "state" => "in_use").set(in_use);
+    metrics::gauge!("db_pool_connections", "state" => "idle").set(idle);
+    metrics::gauge!("db_pool_max_connections").set(status.max_size as f64);
+    metrics::gauge!("db_pool_waiting").set(status.waiting as f64);
 }
 
 /// Renders every metric in the Prometheus text format, refreshing the

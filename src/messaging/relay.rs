@@ -94,6 +94,23 @@ pub async fn run_relay(
     }
 }
 
+/// Keeps `outbox_pending` current, the broker up or not: the backlog grows
+/// exactly while the relay cannot publish.
+pub async fn run_backlog_gauge(db: Pool, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        if let Ok(client) = db.get().await
+            && let Ok(pending) = outbox::count_pending(&client).await
+        {
+            metrics::gauge!("outbox_pending").set(pending as f64);
+        }
+    }
+}
+
 async fn open_channel(connection: &lapin::Connection) -> lapin::Result<Channel> {
     let channel = connection.create_channel().await?;
     channel

@@ -349,3 +349,70 @@ pub async fn wait_for_emails(
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
+
+/// A `portcullis` process under test, its stdout kept line by line.
+pub struct Process {
+    pub child: std::process::Child,
+    pub address: String,
+    lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Process {
+    /// Starts `portcullis <subcommand>` with exactly `vars` (plus a random
+    /// port in `addr_var`), in an empty directory, and waits for it to log
+    /// the address it listens on.
+    pub fn start(subcommand: &str, addr_var: &str, mut vars: HashMap<String, String>) -> Self {
+        use std::io::BufRead;
+        vars.insert(addr_var.into(), "127.0.0.1:0".into());
+        vars.entry("LOG_FORMAT".into())
+            .or_insert_with(|| "json".into());
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
+            .arg(subcommand)
+            .env_clear()
+            .envs(&vars)
+            .current_dir(std::env::temp_dir())
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::inherit())
+            .spawn()
+            .expect("the binary starts");
+        let stdout = child.stdout.take().unwrap();
+        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (address_tx, address_rx) = std::sync::mpsc::channel();
+        let shared = lines.clone();
+        std::thread::spawn(move || {
+            let mut sent = false;
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if !sent
+                    && let Ok(value) = serde_json::from_str::<serde_json::Value>(&line)
+                    && let Some(addr) = value["addr"].as_str()
+                {
+                    let _ = address_tx.send(addr.to_owned());
+                    sent = true;
+                }
+                shared.lock().unwrap().push(line);
+            }
+        });
+        let address = address_rx
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .expect("the process logs its address");
+        Self {
+            child,
+            address: format!("http://{address}"),
+            lines,
+        }
+    }
+
+    /// Every line it has written so far.
+    pub fn lines(&self) -> Vec<String> {
+        self.lines.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -80,7 +80,11 @@ pub fn api_router(state: AppState) -> Router {
         .merge(protected)
         .route(Method::GET, "/healthz", handler((), ops::healthz))
         .route(Method::GET, "/readyz", handler(s(), ops::readyz))
-        .route(Method::GET, "/metrics", handler((), ops::metrics))
+        .route(
+            Method::GET,
+            "/metrics",
+            handler(state.db.clone(), ops::metrics),
+        )
         .route(
             Method::GET,
             "/openapi.json",
@@ -91,8 +95,8 @@ pub fn api_router(state: AppState) -> Router {
 }
 
 /// The worker's small operations server.
-pub fn worker_router() -> Router {
+pub fn worker_router(db: deadpool_postgres::Pool) -> Router {
     Router::new()
         .route(Method::GET, "/healthz", handler((), ops::healthz))
-        .route(Method::GET, "/metrics", handler((), ops::metrics))
+        .route(Method::GET, "/metrics", handler(db, ops::metrics))
 }

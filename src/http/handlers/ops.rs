@@ -120,8 +120,9 @@ fn label(ok: bool) -> &'static str {
     if ok { "ok" } else { "unavailable" }
 }
 
-/// Prometheus text format, process metrics included.
-pub async fn metrics(_: (), _: Request) -> Result<Response, ApiError> {
+/// Prometheus text format, process and pool metrics included.
+pub async fn metrics(pool: deadpool_postgres::Pool, _: Request) -> Result<Response, ApiError> {
+    crate::telemetry::record_pool(&pool);
     let mut response = http::Response::new(crate::telemetry::render_metrics().into());
     response.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -78,6 +78,7 @@ where
                 .into_response(&CorrelationId::of(&request));
             return Box::pin(std::future::ready(Ok(response)));
         };
+        tracing::debug!(user_id = %claims.sub, session_id = %claims.sid, "access token verified");
         request.extensions_mut().insert(AuthenticatedUser(claims));
         Box::pin(take_ready(&mut self.inner).call(request))
     }
