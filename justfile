@@ -7,8 +7,9 @@ set dotenv-load := false
 default:
     @just --list
 
-# Everything CI checks: formatting, lints, the whole test suite, OpenAPI drift.
-test: fmt-check clippy test-suite openapi-check
+# Everything CI checks: formatting, lints, the whole test suite, OpenAPI drift,
+# and the Prometheus configuration and rules (where promtool is available).
+test: fmt-check clippy test-suite openapi-check promtool-check
 
 # Formatting check.
 fmt-check:
@@ -32,6 +33,54 @@ openapi-check:
         echo "openapi/openapi.json is stale: run 'just openapi'" >&2
         exit 1
     fi
+
+# promtool check config/rules on monitoring/ (skipped, saying so, without promtool).
+promtool-check:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    promtool=$(command -v promtool || echo target/tools/promtool)
+    if [ ! -x "$promtool" ]; then
+        echo "promtool not found: skipping the Prometheus config and rules check"
+        exit 0
+    fi
+    dir=$(mktemp -d)
+    trap 'rm -rf "$dir"' EXIT
+    cp monitoring/alerts.yml "$dir/alerts.yml"
+    sed "s|/etc/prometheus/alerts.yml|$dir/alerts.yml|" monitoring/prometheus.yml > "$dir/prometheus.yml"
+    "$promtool" check config "$dir/prometheus.yml"
+    "$promtool" check rules monitoring/alerts.yml
+
+# Starts Prometheus against a running `just run` (api :8000, worker :9100),
+# makes some traffic, and checks that every dashboard query returns data.
+monitoring-check:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    prometheus=$(command -v prometheus || echo target/tools/prometheus)
+    [ -x "$prometheus" ] || { echo "prometheus not found (bash .ci/fetch-prometheus puts it in target/tools)"; exit 1; }
+    dir=$(mktemp -d)
+    cp monitoring/alerts.yml "$dir/alerts.yml"
+    sed -e "s|/etc/prometheus/alerts.yml|$dir/alerts.yml|" -e "s|api:8000|127.0.0.1:8000|" \
+        -e "s|worker:9100|127.0.0.1:9100|" -e "s|scrape_interval: 15s|scrape_interval: 1s|" \
+        monitoring/prometheus.yml > "$dir/prometheus.yml"
+    "$prometheus" --config.file="$dir/prometheus.yml" --storage.tsdb.path="$dir/data" \
+        --web.listen-address=127.0.0.1:9090 > "$dir/prometheus.log" 2>&1 &
+    pid=$!
+    trap 'kill $pid 2>/dev/null || true; rm -rf "$dir"' EXIT
+    api=http://127.0.0.1:8000/api/v1
+    email="monitoring-$RANDOM@example.com"
+    for _ in $(seq 60); do
+        curl -s -X POST $api/auth/register -H 'content-type: application/json' \
+            -d "{\"email\":\"$email\",\"password\":\"correct horse battery staple\"}" > /dev/null
+        token=$(curl -s -X POST $api/auth/login -H 'content-type: application/json' \
+            -d "{\"email\":\"$email\",\"password\":\"correct horse battery staple\"}" \
+            | python3 -c 'import json,sys; print(json.load(sys.stdin).get("access_token",""))')
+        curl -s -X POST $api/auth/password-reset/request -H 'content-type: application/json' \
+            -d "{\"email\":\"$email\"}" > /dev/null
+        curl -s -X POST $api/auth/refresh > /dev/null
+        curl -s $api/users/me -H "authorization: Bearer $token" > /dev/null
+        sleep 0.5
+    done
+    python3 monitoring/check.py http://127.0.0.1:9090
 
 # Rewrites openapi/openapi.json from the code.
 openapi:
