@@ -7,9 +7,39 @@ set dotenv-load := false
 default:
     @just --list
 
+# Where the tests find PostgreSQL, Redis and RabbitMQ: the local services by
+# default, or the Compose stack's when `just services` had to start them.
+compose_running := `docker compose ps --status running --services 2>/dev/null || true`
+export TEST_DATABASE_ADMIN_URL := env_var_or_default("TEST_DATABASE_ADMIN_URL", if compose_running =~ '(?m)^postgres$' { "postgres://portcullis:portcullis@127.0.0.1:5432/postgres" } else { "postgres://postgres@127.0.0.1:5432/postgres" })
+export TEST_AMQP_URL := env_var_or_default("TEST_AMQP_URL", if compose_running =~ '(?m)^rabbitmq$' { "amqp://portcullis:portcullis@127.0.0.1:5672/%2f" } else { "amqp://guest:guest@127.0.0.1:5672/%2f" })
+export TEST_REDIS_URL := env_var_or_default("TEST_REDIS_URL", "redis://127.0.0.1:6379")
+
 # Everything CI checks: formatting, lints, the whole test suite, OpenAPI drift,
-# and the Prometheus configuration and rules (where promtool is available).
-test: fmt-check clippy test-suite openapi-check ts-client-test promtool-check
+# the TypeScript client, and the Prometheus configuration and rules.
+test:
+    @just services
+    @just checks
+
+# The checks of `just test`, once the services answer.
+checks: fmt-check clippy test-suite openapi-check ts-client-test promtool-check
+
+# Makes sure PostgreSQL, Redis and RabbitMQ answer on localhost; with none of
+# them running but Docker at hand, starts them from docker-compose.yml.
+services:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    answers() { timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1" 2>/dev/null; }
+    if answers 5432 && answers 6379 && answers 5672; then
+        exit 0
+    fi
+    if ! docker compose version >/dev/null 2>&1; then
+        echo "PostgreSQL (5432), Redis (6379) or RabbitMQ (5672) does not answer on localhost," >&2
+        echo "and Docker Compose is not available to start them (see README, Testing)." >&2
+        exit 1
+    fi
+    [ -f .env ] || cp .env.example .env
+    echo "starting PostgreSQL, Redis and RabbitMQ from docker-compose.yml"
+    docker compose up --detach --wait postgres redis rabbitmq
 
 # Formatting check.
 fmt-check:

@@ -1,0 +1,90 @@
+//! Every curl example in the README runs, as written, against the real api
+//! and worker, so the README cannot rot.
+
+#[path = "common/mod.rs"]
+mod common;
+
+use common::{Process, TestResources};
+
+const README: &str = include_str!("../README.md");
+
+/// The ```sh blocks of the README that call curl, in order.
+fn curl_blocks() -> Vec<String> {
+    README
+        .split("```sh\n")
+        .skip(1)
+        .map(|rest| rest.split("```").next().unwrap().to_owned())
+        .filter(|block| block.contains("curl "))
+        .collect()
+}
+
+#[tokio::test]
+async fn the_readme_curl_examples_work() {
+    let resources = TestResources::create().await;
+    let workdir = std::env::temp_dir().join(format!("portcullis-readme-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&workdir).unwrap();
+    let mut vars = resources.vars();
+    vars.insert(
+        "MAIL_TRANSPORT".into(),
+        format!("file:{}", workdir.join("mail").display()),
+    );
+    let api = Process::start("api", "API_ADDR", vars.clone());
+    let _worker = Process::start("worker", "WORKER_METRICS_ADDR", vars);
+    let port = api.address.rsplit(':').next().unwrap().to_owned();
+    // As a person would: once /readyz says the broker is connected.
+    for _ in 0..100 {
+        let ready = reqwest::get(format!("{}/readyz", api.address))
+            .await
+            .unwrap();
+        if ready.status() == 200 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let blocks = curl_blocks();
+    assert!(blocks.len() >= 2, "the README has curl examples");
+    let mut script = String::from("set -euo pipefail\n");
+    for block in &blocks {
+        script.push_str(&block.replace("localhost:8000", &format!("localhost:{port}")));
+        // The reset email is written by the worker a moment after the 202.
+        script = script.replace(
+            "TOKEN=$(grep -ho",
+            "for _ in $(seq 100); do ls mail/*.eml >/dev/null 2>&1 && break; sleep 0.1; done\nTOKEN=$(grep -ho",
+        );
+    }
+
+    let output = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(&script)
+        .current_dir(&workdir)
+        .output()
+        .expect("bash runs");
+
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "the examples failed:\n{stdout}\n{stderr}"
+    );
+    assert!(stdout.contains(r#"{"status":"ok"}"#), "{stdout}");
+    assert!(
+        stdout.contains("http_requests_total") || stdout.contains("# TYPE"),
+        "{stdout}"
+    );
+    assert!(stdout.contains(r#""email":"ada@example.com""#), "{stdout}");
+    assert!(stdout.contains(r#""current":true"#), "{stdout}");
+    assert!(stdout.contains("reset link is on its way"), "{stdout}");
+    assert!(
+        !stdout.contains("problems/"),
+        "no example answered with a problem: {stdout}"
+    );
+    // The reset at the end really set the new password.
+    let login = reqwest::Client::new()
+        .post(format!("{}/api/v1/auth/login", api.address))
+        .json(&serde_json::json!({"email": "ada@example.com", "password": "a new long passphrase here"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), 200);
+    let _ = std::fs::remove_dir_all(&workdir);
+}
