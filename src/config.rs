@@ -169,6 +169,17 @@ impl Config {
             ));
         }
         let access_token_ttl = env.seconds("ACCESS_TOKEN_TTL_SECONDS", 900, 1)?;
+        // A worker job holds two pooled connections (its ledger and its token).
+        let database_pool_size = env.positive("DATABASE_POOL_SIZE", 16)?;
+        let worker_concurrency = env.bounded("WORKER_CONCURRENCY", 8, 1..=256)?;
+        if database_pool_size < 2 * worker_concurrency {
+            return Err(ConfigError::new(
+                "WORKER_CONCURRENCY",
+                format!(
+                    "must be at most half of DATABASE_POOL_SIZE ({database_pool_size}); each job uses two connections"
+                ),
+            ));
+        }
         let refresh_token_ttl = env.seconds("REFRESH_TOKEN_TTL_SECONDS", 1_209_600, 1)?;
         Ok(Self {
             api_addr: env.parsed("API_ADDR", SocketAddr::from(([127, 0, 0, 1], 8000)))?,
@@ -177,7 +188,7 @@ impl Config {
                 SocketAddr::from(([127, 0, 0, 1], 9100)),
             )?,
             database_url: env.required("DATABASE_URL")?.to_owned(),
-            database_pool_size: env.positive("DATABASE_POOL_SIZE", 16)?,
+            database_pool_size,
             redis_url: env.url("REDIS_URL", &["redis://", "rediss://"])?,
             amqp_url: env.url("AMQP_URL", &["amqp://", "amqps://"])?,
             queue_prefix: env.name_prefix("QUEUE_PREFIX")?,
@@ -195,7 +206,11 @@ impl Config {
             access_token_ttl,
             refresh_token_ttl,
             refresh_reuse_grace: env.seconds("REFRESH_REUSE_GRACE_SECONDS", 10, 0)?,
-            password_reset_ttl: env.seconds("PASSWORD_RESET_TTL_SECONDS", 1800, 60)?,
+            password_reset_ttl: env.bounded_seconds(
+                "PASSWORD_RESET_TTL_SECONDS",
+                1800,
+                60..=604_800,
+            )?,
             password_min_length,
             argon2: Argon2Params {
                 memory_kib: env.bounded("ARGON2_MEMORY_KIB", 19_456, 8_192..=1_048_576)?,
@@ -206,10 +221,10 @@ impl Config {
             mail_transport: parse_mail_transport(
                 env.optional("MAIL_TRANSPORT").unwrap_or("file:mail"),
             )?,
-            mail_from: env
-                .optional("MAIL_FROM")
-                .unwrap_or("Portcullis <no-reply@localhost>")
-                .to_owned(),
+            mail_from: parse_mail_from(
+                env.optional("MAIL_FROM")
+                    .unwrap_or("Portcullis <no-reply@localhost>"),
+            )?,
             cookie_secure: env.boolean("COOKIE_SECURE", true)?,
             trusted_proxies: parse_trusted_proxies(env.optional("TRUSTED_PROXIES").unwrap_or(""))?,
             login_failure_window: env.seconds("LOGIN_FAILURE_WINDOW_SECONDS", 900, 1)?,
@@ -219,8 +234,8 @@ impl Config {
             reset_request_window: env.seconds("RESET_REQUEST_WINDOW_SECONDS", 3600, 1)?,
             request_timeout: env.seconds("REQUEST_TIMEOUT_SECONDS", 30, 1)?,
             shutdown_timeout: env.seconds("SHUTDOWN_TIMEOUT_SECONDS", 30, 1)?,
-            worker_concurrency: env.bounded("WORKER_CONCURRENCY", 8, 1..=256)?,
-            worker_prefetch: env.bounded("WORKER_PREFETCH", 16, 1..=1000)?,
+            worker_concurrency,
+            worker_prefetch: env.bounded("WORKER_PREFETCH", 4, 1..=1000)?,
             job_max_attempts: env.bounded("JOB_MAX_ATTEMPTS", 5, 1..=50)?,
             job_retry_base_delay: Duration::from_millis(env.bounded(
                 "JOB_RETRY_BASE_DELAY_MS",
@@ -235,6 +250,18 @@ impl Config {
             log_filter: env.optional("RUST_LOG").unwrap_or("info").to_owned(),
         })
     }
+}
+
+fn parse_mail_from(value: &str) -> Result<String, ConfigError> {
+    value
+        .parse::<lettre::message::Mailbox>()
+        .map(|_| value.to_owned())
+        .map_err(|_| {
+            ConfigError::new(
+                "MAIL_FROM",
+                "must be a mailbox such as `Portcullis <no-reply@example.com>`",
+            )
+        })
 }
 
 fn parse_mail_transport(value: &str) -> Result<MailTransport, ConfigError> {
@@ -348,6 +375,15 @@ impl Vars {
             return Err(ConfigError::new(name, format!("must be at least {min}")));
         }
         Ok(Duration::from_secs(value))
+    }
+
+    fn bounded_seconds(
+        &self,
+        name: &'static str,
+        default: u64,
+        range: std::ops::RangeInclusive<u64>,
+    ) -> Result<Duration, ConfigError> {
+        self.bounded(name, default, range).map(Duration::from_secs)
     }
 
     fn boolean(&self, name: &'static str, default: bool) -> Result<bool, ConfigError> {
@@ -469,6 +505,9 @@ mod tests {
             ("QUEUE_PREFIX", "with space"),
             ("ARGON2_MEMORY_KIB", "1024"),
             ("WORKER_CONCURRENCY", "0"),
+            ("WORKER_CONCURRENCY", "9"),
+            ("MAIL_FROM", "not a mailbox <"),
+            ("PASSWORD_RESET_TTL_SECONDS", "100000000"),
             ("JOB_MAX_ATTEMPTS", "many"),
             ("LOGIN_MAX_FAILURES_PER_ACCOUNT", "0"),
         ] {

@@ -70,7 +70,15 @@ pub async fn run_relay(
                 }
             }
             match publish_batch(&db, &channel, &broker).await {
-                Ok(count) if count as i64 == BATCH => continue,
+                Ok(Batch { taken, published }) if taken as i64 == BATCH && published > 0 => {
+                    continue;
+                }
+                Ok(Batch { taken, published }) if published < taken => {
+                    // The broker refused some: do not spin on them.
+                    if sleep_or_stop(RETRY_AFTER_ERROR, &shutdown).await {
+                        return;
+                    }
+                }
                 Ok(_) => {
                     tokio::select! {
                         _ = shutdown.cancelled() => return,
@@ -127,14 +135,26 @@ async fn sleep_or_stop(duration: Duration, shutdown: &CancellationToken) -> bool
     }
 }
 
-/// Publishes one batch; returns how many rows it took.
-async fn publish_batch(db: &Pool, channel: &Channel, broker: &Broker) -> anyhow::Result<usize> {
+/// How one batch went.
+struct Batch {
+    taken: usize,
+    published: usize,
+}
+
+/// How long the broker may take to confirm a batch.
+const CONFIRM_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Publishes one batch.
+async fn publish_batch(db: &Pool, channel: &Channel, broker: &Broker) -> anyhow::Result<Batch> {
     let mut client = db.get().await?;
     let transaction = client.transaction().await?;
     let jobs = outbox::lock_pending_jobs(&transaction, BATCH).await?;
     if jobs.is_empty() {
         transaction.commit().await?;
-        return Ok(0);
+        return Ok(Batch {
+            taken: 0,
+            published: 0,
+        });
     }
     let topology = broker.topology();
     let exchange = topology.exchange();
@@ -166,7 +186,13 @@ async fn publish_batch(db: &Pool, channel: &Channel, broker: &Broker) -> anyhow:
     }
     let mut published = Vec::with_capacity(pending.len());
     for (job, confirm) in pending {
-        let confirmation = confirm.await?;
+        // A broker under a resource alarm may hold confirms back; the rows
+        // stay locked meanwhile, so give up and try again later.
+        let confirmation = tokio::time::timeout(CONFIRM_TIMEOUT, confirm)
+            .await
+            .map_err(|_| {
+                anyhow::anyhow!("the broker did not confirm within {CONFIRM_TIMEOUT:?}")
+            })??;
         // Unroutable messages come back as an ack carrying the message.
         if confirmation.is_ack() && confirmation.take_message().is_none() {
             published.push(job.id);
@@ -177,5 +203,8 @@ async fn publish_batch(db: &Pool, channel: &Channel, broker: &Broker) -> anyhow:
     }
     outbox::mark_published(&transaction, &published).await?;
     transaction.commit().await?;
-    Ok(jobs.len())
+    Ok(Batch {
+        taken: jobs.len(),
+        published: published.len(),
+    })
 }

@@ -112,9 +112,9 @@ impl Topology {
             channel
                 .queue_declare(name.as_str().into(), durable, arguments)
                 .await?;
-            // Classic: per-message TTLs drive the backoff, and an expired
-            // message dead-letters back to its work queue.
-            let mut retry_arguments = FieldTable::default();
+            // Per-message TTLs drive the backoff; an expired message
+            // dead-letters back to its work queue.
+            let mut retry_arguments = quorum_arguments();
             retry_arguments
                 .insert(
                     "x-dead-letter-exchange".into(),
@@ -145,12 +145,24 @@ impl Topology {
     }
 }
 
+/// Replicated queues whose dead-lettering is at least once (RabbitMQ's
+/// default for quorum queues is at most once, which could drop a job on its
+/// way to the retry or dead letter queue).
 fn quorum_arguments() -> FieldTable {
     let mut arguments = FieldTable::default();
-    arguments.insert(
-        "x-queue-type".into(),
-        AMQPValue::LongString("quorum".into()),
-    );
+    arguments
+        .insert(
+            "x-queue-type".into(),
+            AMQPValue::LongString("quorum".into()),
+        )
+        .insert(
+            "x-dead-letter-strategy".into(),
+            AMQPValue::LongString("at-least-once".into()),
+        )
+        .insert(
+            "x-overflow".into(),
+            AMQPValue::LongString("reject-publish".into()),
+        );
     arguments
 }
 

@@ -18,29 +18,51 @@ pub async fn insert_request(
     Ok(())
 }
 
-/// Supersedes every live token of the user and stores a new one, in one
-/// statement.
-pub async fn replace_token(
+/// Serialises token changes of one user until the transaction ends, so two
+/// jobs of one user cannot both leave a live token.
+pub async fn lock_user_tokens(
+    client: &impl GenericClient,
+    user_id: Uuid,
+) -> Result<(), tokio_postgres::Error> {
+    // The two-key form: its key space is apart from the job locks'.
+    const SQL: &str = "SELECT pg_advisory_xact_lock(7, hashtext($1::text))";
+    let statement = client.prepare_cached(SQL).await?;
+    client.execute(&statement, &[&user_id.to_string()]).await?;
+    Ok(())
+}
+
+/// Stores a request's token; false if it was stored already (the job is
+/// being handled again).
+pub async fn insert_token(
     client: &impl GenericClient,
     request_id: Uuid,
     user_id: Uuid,
     token_hash: &[u8],
     ttl_seconds: i64,
-) -> Result<(), tokio_postgres::Error> {
-    const SQL: &str = "WITH superseded AS ( \
-            UPDATE password_reset_tokens SET superseded_at = now() \
-            WHERE user_id = $2 AND used_at IS NULL AND superseded_at IS NULL \
-        ) \
-        INSERT INTO password_reset_tokens (token_hash, request_id, user_id, expires_at) \
-        VALUES ($3, $1, $2, now() + $4::bigint * interval '1 second')";
+) -> Result<bool, tokio_postgres::Error> {
+    const SQL: &str = "INSERT INTO password_reset_tokens (token_hash, request_id, user_id, expires_at) \
+        VALUES ($3, $1, $2, now() + $4::bigint * interval '1 second') \
+        ON CONFLICT (token_hash) DO NOTHING";
     let statement = client.prepare_cached(SQL).await?;
-    client
+    Ok(client
         .execute(
             &statement,
             &[&request_id, &user_id, &token_hash, &ttl_seconds],
         )
-        .await?;
-    Ok(())
+        .await?
+        == 1)
+}
+
+/// Supersedes every live token of the user but `keep`.
+pub async fn supersede_other_tokens(
+    client: &impl GenericClient,
+    user_id: Uuid,
+    keep: &[u8],
+) -> Result<u64, tokio_postgres::Error> {
+    const SQL: &str = "UPDATE password_reset_tokens SET superseded_at = now() \
+        WHERE user_id = $1 AND used_at IS NULL AND superseded_at IS NULL AND token_hash <> $2";
+    let statement = client.prepare_cached(SQL).await?;
+    client.execute(&statement, &[&user_id, &keep]).await
 }
 
 /// The user a live token belongs to: unused, not superseded, unexpired.

@@ -367,7 +367,10 @@ pub(crate) async fn replace_password(
         password_resets::supersede_live_tokens(&transaction, user.id).await?;
     }
     if !users::update_password_hash(&transaction, user.id, password_hash).await? {
-        return Err(ServiceError::Unauthenticated);
+        return Err(match consume_reset_token {
+            Some(_) => ServiceError::InvalidResetToken,
+            None => ServiceError::Unauthenticated,
+        });
     }
     let revoked = sessions::revoke_all_sessions(&transaction, user.id, keep, reason).await?;
     jobs::enqueue(&transaction, notice, user.id, &user.email, correlation_id).await?;

@@ -6,9 +6,10 @@
 //!
 //! The reset token is committed (on a second connection) before the email
 //! goes out, so a link is never live before its token is; the ledger row is
-//! committed after. A crash between the two makes the redelivery mint a new
-//! token, superseding the first, and send again under the same message id
-//! (the file transport then replaces the first email).
+//! committed after. The token is derived from the job id, so a crash
+//! between the two makes the redelivery send the same link again under the
+//! same message id: a mail server may show it twice, but both copies work,
+//! and the file transport replaces the first.
 
 use std::sync::Arc;
 
@@ -79,8 +80,22 @@ pub async fn handle(
 ) -> Outcome {
     match run(ctx, message, kind, correlation_id).await {
         Ok(outcome) => outcome,
+        Err(error) if is_permanent(&error) => Outcome::DeadLetter(format!("{error:#}")),
         Err(error) => Outcome::Retry(error),
     }
+}
+
+/// Failures no retry can mend: the mail server refused for good (5xx), or
+/// the address is not one.
+fn is_permanent(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<lettre::transport::smtp::Error>()
+            .is_some_and(lettre::transport::smtp::Error::is_permanent)
+            || cause
+                .downcast_ref::<lettre::address::AddressError>()
+                .is_some()
+    })
 }
 
 async fn run(
@@ -104,17 +119,28 @@ async fn run(
     };
     let text = match kind {
         JobKind::PasswordResetLink => {
-            let token = OpaqueToken::generate();
+            let token = OpaqueToken::for_reset_job(
+                ctx.config.jwt_secret.expose().as_bytes(),
+                message.job_id,
+            );
             let ttl = ctx.config.password_reset_ttl;
-            let writer = ctx.db.get().await?;
-            password_resets::replace_token(
-                &writer,
+            let mut writer = ctx.db.get().await?;
+            let tokens = writer.transaction().await?;
+            password_resets::lock_user_tokens(&tokens, user.id).await?;
+            // Stored again only if new: a job handled twice keeps its token,
+            // and does not supersede a newer request's.
+            if password_resets::insert_token(
+                &tokens,
                 message.job_id,
                 user.id,
                 &token.hash,
                 ttl.as_secs() as i64,
             )
-            .await?;
+            .await?
+            {
+                password_resets::supersede_other_tokens(&tokens, user.id, &token.hash).await?;
+            }
+            tokens.commit().await?;
             emails::reset_link(&ctx.config.public_url, &token.text, ttl)
         }
         notice => emails::notice(notice, &ctx.config.public_url),

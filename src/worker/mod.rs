@@ -155,7 +155,14 @@ async fn consume(
             )
             .await?;
         tags.push(tag);
-        streams.push(consumer.map(move |delivery| (queue, delivery)).boxed());
+        // A stream that ends (consumer cancelled by the broker) yields `None`
+        // once, so the loop notices even while the other queue carries on.
+        streams.push(
+            consumer
+                .map(move |delivery| Some((queue, delivery)))
+                .chain(futures_util::stream::once(async { None }))
+                .boxed(),
+        );
     }
     tracing::info!("consuming jobs");
     let mut deliveries = futures_util::stream::select_all(streams);
@@ -169,7 +176,7 @@ async fn consume(
             _ = shutdown.cancelled() => break,
             next = deliveries.next() => next,
         };
-        match next {
+        match next.flatten() {
             Some((queue, Ok(delivery))) => {
                 let ctx = ctx.clone();
                 let channel = channel.clone();
@@ -239,7 +246,7 @@ async fn process(
     );
     async {
         let started = Instant::now();
-        let attempt = attempts_so_far(&delivery) + 1;
+        let attempt = attempts_so_far(&delivery).saturating_add(1);
         let (kind_label, outcome) = match handler::parse(queue, &delivery.data) {
             Ok((message, kind)) => (
                 kind.metric_label(),
