@@ -120,9 +120,7 @@ async fn supervise(
 async fn connect(url: &str, topology: &Topology, name: &'static str) -> lapin::Result<Connection> {
     let properties = ConnectionProperties::default().with_connection_name(name.into());
     let connection = Connection::connect(url, properties).await?;
-    let channel = connection.create_channel().await?;
-    topology.declare(&channel).await?;
-    let _ = channel.close(200, "topology declared".into()).await;
+    topology.declare(&connection).await?;
     Ok(connection)
 }
 

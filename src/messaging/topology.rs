@@ -4,7 +4,7 @@
 
 use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};
 use lapin::types::{AMQPValue, FieldTable};
-use lapin::{Channel, ExchangeKind};
+use lapin::{Connection, ExchangeKind};
 
 /// How often a quorum queue delivers one message before dead-lettering it,
 /// so a job that crashes its consumer every time still ends in the DLQ.
@@ -69,13 +69,14 @@ impl Topology {
         JobQueue::ALL.into_iter().find(|q| self.queue(*q) == name)
     }
 
-    /// Declares the exchange, every work queue with its dead letter queue,
-    /// and the bindings. Redeclaring with the same arguments is a no-op.
-    pub async fn declare(&self, channel: &Channel) -> lapin::Result<()> {
-        let durable = QueueDeclareOptions {
-            durable: true,
-            ..QueueDeclareOptions::default()
-        };
+    /// Declares the exchange, every work queue with its dead letter and
+    /// retry queues, and the bindings. Redeclaring with the same arguments
+    /// is a no-op. A queue that already exists with other arguments (made by
+    /// an older deployment, or another tool on a shared broker) is used as
+    /// it is, with an error logged, rather than leaving the process unable
+    /// to publish or consume at all.
+    pub async fn declare(&self, connection: &Connection) -> lapin::Result<()> {
+        let channel = connection.create_channel().await?;
         channel
             .exchange_declare(
                 self.exchange().into(),
@@ -87,12 +88,11 @@ impl Topology {
                 FieldTable::default(),
             )
             .await?;
+        let _ = channel.close(200, "exchange declared".into()).await;
         for queue in JobQueue::ALL {
             let name = self.queue(queue);
             let dlq = self.dead_letter_queue(queue);
-            channel
-                .queue_declare(dlq.as_str().into(), durable, quorum_arguments())
-                .await?;
+            declare_queue(connection, &dlq, quorum_arguments()).await?;
             // Dead letters go through the default exchange, which routes by
             // queue name, so no second exchange is needed.
             let mut arguments = quorum_arguments();
@@ -109,9 +109,7 @@ impl Topology {
                     "x-dead-letter-routing-key".into(),
                     AMQPValue::LongString(dlq.as_str().into()),
                 );
-            channel
-                .queue_declare(name.as_str().into(), durable, arguments)
-                .await?;
+            declare_queue(connection, &name, arguments).await?;
             // Per-message TTLs drive the backoff; an expired message
             // dead-letters back to its work queue.
             let mut retry_arguments = quorum_arguments();
@@ -124,13 +122,8 @@ impl Topology {
                     "x-dead-letter-routing-key".into(),
                     AMQPValue::LongString(name.as_str().into()),
                 );
-            channel
-                .queue_declare(
-                    self.retry_queue(queue).as_str().into(),
-                    durable,
-                    retry_arguments,
-                )
-                .await?;
+            declare_queue(connection, &self.retry_queue(queue), retry_arguments).await?;
+            let channel = connection.create_channel().await?;
             channel
                 .queue_bind(
                     name.as_str().into(),
@@ -140,8 +133,47 @@ impl Topology {
                     FieldTable::default(),
                 )
                 .await?;
+            let _ = channel.close(200, "queue bound".into()).await;
         }
         Ok(())
+    }
+}
+
+/// Declares a durable queue; if it exists with other arguments (the broker
+/// answers PRECONDITION_FAILED and closes the channel), checks that it
+/// exists and goes on with it.
+async fn declare_queue(
+    connection: &Connection,
+    name: &str,
+    arguments: FieldTable,
+) -> lapin::Result<()> {
+    let durable = QueueDeclareOptions {
+        durable: true,
+        ..QueueDeclareOptions::default()
+    };
+    let channel = connection.create_channel().await?;
+    match channel.queue_declare(name.into(), durable, arguments).await {
+        Ok(_) => {
+            let _ = channel.close(200, "queue declared".into()).await;
+            Ok(())
+        }
+        Err(error) => {
+            tracing::error!(
+                queue = name,
+                error = %error,
+                "the queue exists with other arguments than Portcullis declares; using it as it is"
+            );
+            let channel = connection.create_channel().await?;
+            let passive = QueueDeclareOptions {
+                passive: true,
+                ..QueueDeclareOptions::default()
+            };
+            channel
+                .queue_declare(name.into(), passive, FieldTable::default())
+                .await?;
+            let _ = channel.close(200, "queue checked".into()).await;
+            Ok(())
+        }
     }
 }
 

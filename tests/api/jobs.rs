@@ -396,3 +396,65 @@ async fn the_worker_drains_its_jobs_when_asked_to_stop() {
     let _next = app.spawn_worker().await;
     assert_one_reset_email_each(&app, &users).await;
 }
+
+#[tokio::test]
+async fn a_work_queue_made_elsewhere_with_other_arguments_is_used_as_it_is() {
+    // Arrange: the queue exists already as a classic queue, as another
+    // tool on a shared broker might have made it.
+    let resources_prefix = format!("test-{}.", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+    let (_connection, channel) = channel().await;
+    let topology = Topology::new(resources_prefix.clone());
+    let mut arguments = FieldTable::default();
+    arguments.insert(
+        "x-dead-letter-exchange".into(),
+        AMQPValue::LongString("".into()),
+    );
+    channel
+        .queue_declare(
+            topology.queue(JobQueue::PasswordReset).as_str().into(),
+            QueueDeclareOptions {
+                durable: true,
+                ..Default::default()
+            },
+            arguments,
+        )
+        .await
+        .unwrap();
+    let app = spawn_app_with(|vars| {
+        vars.insert("QUEUE_PREFIX".into(), resources_prefix.clone());
+    })
+    .await;
+    let _worker = app
+        .spawn_worker_with(|vars| {
+            vars.insert("QUEUE_PREFIX".into(), resources_prefix.clone());
+        })
+        .await;
+
+    app.wait_until_ready().await;
+    let user = app.register_user().await;
+
+    assert!(
+        app.reset_token_for(&user).await.len() == 43,
+        "the job still flows"
+    );
+    for queue in JobQueue::ALL {
+        for name in [
+            topology.queue(queue),
+            topology.dead_letter_queue(queue),
+            topology.retry_queue(queue),
+        ] {
+            let _ = channel
+                .queue_delete(
+                    name.as_str().into(),
+                    lapin::options::QueueDeleteOptions::default(),
+                )
+                .await;
+        }
+    }
+    let _ = channel
+        .exchange_delete(
+            topology.exchange().as_str().into(),
+            lapin::options::ExchangeDeleteOptions::default(),
+        )
+        .await;
+}
