@@ -17,6 +17,8 @@ use tracing::{info, warn};
 use super::Topology;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Declaring quorum queues starts replicas on the broker: slow when it is busy.
+const DECLARE_TIMEOUT: Duration = Duration::from_secs(60);
 const MIN_BACKOFF: Duration = Duration::from_millis(200);
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
 const HEALTH_POLL: Duration = Duration::from_millis(250);
@@ -79,10 +81,10 @@ async fn supervise(
     loop {
         let attempt = tokio::select! {
             _ = shutdown.cancelled() => return,
-            attempt = tokio::time::timeout(CONNECT_TIMEOUT, connect(&url, &topology, name)) => attempt,
+            attempt = connect(&url, &topology, name) => attempt,
         };
         match attempt {
-            Ok(Ok(connection)) => {
+            Ok(connection) => {
                 info!(connection = name, "connected to RabbitMQ");
                 backoff = MIN_BACKOFF;
                 let connection = Arc::new(connection);
@@ -98,14 +100,12 @@ async fn supervise(
                     "lost the RabbitMQ connection; reconnecting"
                 );
             }
-            Ok(Err(error)) => {
-                warn!(connection = name, error = %error, retry_in_ms = backoff.as_millis() as u64, "cannot connect to RabbitMQ");
-            }
-            Err(_) => {
+            Err(error) => {
                 warn!(
                     connection = name,
+                    error = format!("{error:#}"),
                     retry_in_ms = backoff.as_millis() as u64,
-                    "connecting to RabbitMQ timed out"
+                    "cannot connect to RabbitMQ"
                 );
             }
         }
@@ -117,10 +117,16 @@ async fn supervise(
     }
 }
 
-async fn connect(url: &str, topology: &Topology, name: &'static str) -> lapin::Result<Connection> {
+async fn connect(url: &str, topology: &Topology, name: &'static str) -> anyhow::Result<Connection> {
     let properties = ConnectionProperties::default().with_connection_name(name.into());
-    let connection = Connection::connect(url, properties).await?;
-    topology.declare(&connection).await?;
+    let connection = tokio::time::timeout(CONNECT_TIMEOUT, Connection::connect(url, properties))
+        .await
+        .map_err(|_| anyhow::anyhow!("connecting timed out after {CONNECT_TIMEOUT:?}"))??;
+    tokio::time::timeout(DECLARE_TIMEOUT, topology.declare(&connection))
+        .await
+        .map_err(|_| {
+            anyhow::anyhow!("declaring the queues timed out after {DECLARE_TIMEOUT:?}")
+        })??;
     Ok(connection)
 }
 

@@ -78,7 +78,7 @@ impl TestApp {
 
     /// Waits until the broker connection is up (it is made in the background).
     pub async fn wait_until_ready(&self) {
-        for _ in 0..100 {
+        for _ in 0..600 {
             if self.get("/readyz").await.status() == 200 {
                 return;
             }
@@ -416,7 +416,7 @@ impl TestApp {
             self.mail_dir(),
             count,
             move |e| e.to() == email && e.subject().contains(&subject),
-            std::time::Duration::from_secs(20),
+            std::time::Duration::from_secs(60),
         )
         .await
     }

@@ -46,7 +46,7 @@ async fn depth(channel: &Channel, queue: &str) -> u32 {
 }
 
 async fn wait_for_depth(channel: &Channel, queue: &str, expected: u32) {
-    for _ in 0..400 {
+    for _ in 0..1200 {
         if depth(channel, queue).await >= expected {
             return;
         }
