@@ -120,7 +120,8 @@ impl Drop for TestResources {
     }
 }
 
-async fn delete_topology(topology: &Topology) {
+/// Deletes a prefix's exchange and queues.
+pub async fn delete_topology(topology: &Topology) {
     use lapin::options::{ExchangeDeleteOptions, QueueDeleteOptions};
     let Ok(connection) =
         lapin::Connection::connect(&amqp_url(), lapin::ConnectionProperties::default()).await
