@@ -437,24 +437,5 @@ async fn a_work_queue_made_elsewhere_with_other_arguments_is_used_as_it_is() {
         app.reset_token_for(&user).await.len() == 43,
         "the job still flows"
     );
-    for queue in JobQueue::ALL {
-        for name in [
-            topology.queue(queue),
-            topology.dead_letter_queue(queue),
-            topology.retry_queue(queue),
-        ] {
-            let _ = channel
-                .queue_delete(
-                    name.as_str().into(),
-                    lapin::options::QueueDeleteOptions::default(),
-                )
-                .await;
-        }
-    }
-    let _ = channel
-        .exchange_delete(
-            topology.exchange().as_str().into(),
-            lapin::options::ExchangeDeleteOptions::default(),
-        )
-        .await;
+    delete_topology(&topology).await;
 }
