@@ -21,7 +21,7 @@ test:
     @just checks
 
 # The checks of `just test`, once the services answer.
-checks: fmt-check clippy test-suite openapi-check ts-client-test promtool-check
+checks: fmt-check clippy test-suite openapi-check schemathesis ts-client-test promtool-check
 
 # Makes sure PostgreSQL, Redis and RabbitMQ answer on localhost; with none of
 # them running but Docker at hand, starts them from docker-compose.yml.
@@ -63,6 +63,13 @@ openapi-check:
         echo "openapi/openapi.json is stale: run 'just openapi'" >&2
         exit 1
     fi
+
+# Property-based tests of the API against the committed OpenAPI document
+# (schemathesis from PyPI, in target/schemathesis-venv): no 5xx, no
+# undocumented status or content type, every response fits its schema.
+schemathesis:
+    cargo build --quiet --locked
+    tests/schemathesis/run.sh
 
 # promtool check config/rules on monitoring/ (skipped, saying so, without promtool).
 promtool-check:

@@ -20,7 +20,7 @@ use crate::messaging::{Broker, Topology};
 use crate::security::jwt::JwtKeys;
 use crate::security::password::PasswordHasher;
 use crate::worker::JobContext;
-use crate::{cache, db, telemetry, worker};
+use crate::{cache, db, services, telemetry, worker};
 
 /// What the API's handlers share.
 pub struct AppContext {
@@ -84,7 +84,7 @@ pub async fn run_api(
     // every other request (CONTRACT.md, "Authentication model").
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
     let state: AppState = Arc::new(AppContext {
-        hasher: PasswordHasher::new(config.argon2, cores)?,
+        hasher: PasswordHasher::new(config.argon2, cores, config.argon2_max_queue)?,
         password_policy: PasswordPolicy {
             min_chars: config.password_min_length,
         },
@@ -99,6 +99,12 @@ pub async fn run_api(
     });
     tokio::spawn(run_relay(db.clone(), broker, outbox, background.clone()));
     tokio::spawn(run_backlog_gauge(db.clone(), background.clone()));
+    tokio::spawn(services::retention::run(
+        db.clone(),
+        config.retention,
+        config.purge_interval,
+        background.clone(),
+    ));
     let service = http::service(http::handlers::api_router(state), config.request_timeout);
     tracing::info!(addr = %listener.local_addr().context("reading the API address")?, "api listening");
     http::server::serve(listener, service, shutdown, config.shutdown_timeout).await;

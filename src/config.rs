@@ -15,6 +15,10 @@ use ipnet::IpNet;
 /// same size as the hash output).
 const MIN_JWT_SECRET_BYTES: usize = 32;
 
+/// The `JWT_SECRET` that `.env.example` publishes: anyone can forge tokens
+/// with it, so it starts only where `APP_ENV=development`.
+pub const EXAMPLE_JWT_SECRET: &str = "dev-only-secret-change-me-0123456789abcdef";
+
 /// A configuration value that stops the process at start.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("{variable} {problem}")]
@@ -56,9 +60,18 @@ pub struct Argon2Params {
     pub parallelism: u32,
 }
 
+/// Where the process runs; development relaxes the refusal of published
+/// example secrets, nothing else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppEnv {
+    Development,
+    Production,
+}
+
 /// The validated configuration of both processes.
 #[derive(Debug, Clone)]
 pub struct Config {
+    pub app_env: AppEnv,
     pub api_addr: SocketAddr,
     pub worker_metrics_addr: SocketAddr,
     pub database_url: String,
@@ -81,6 +94,9 @@ pub struct Config {
     pub password_reset_ttl: Duration,
     pub password_min_length: usize,
     pub argon2: Argon2Params,
+    /// Password hashes (and strength estimates) waiting for a hashing
+    /// thread; past it, 503 with `Retry-After`.
+    pub argon2_max_queue: usize,
     pub public_url: String,
     pub mail_transport: MailTransport,
     pub mail_from: String,
@@ -91,6 +107,15 @@ pub struct Config {
     pub login_max_failures_per_address: u32,
     pub reset_max_requests_per_email: u32,
     pub reset_request_window: Duration,
+    /// Registrations per client address per hour.
+    pub register_max_per_address: u32,
+    /// Reset and verification requests per client address per hour.
+    pub email_requests_max_per_address: u32,
+    /// No refresh family lives longer than this from its login.
+    pub session_max_lifetime: Duration,
+    /// Finished rows older than this are purged.
+    pub retention: Duration,
+    pub purge_interval: Duration,
     pub request_timeout: Duration,
     pub shutdown_timeout: Duration,
     /// Jobs the worker handles at once.
@@ -141,7 +166,23 @@ impl Config {
     /// start an app without touching the process environment.
     pub fn from_vars(vars: HashMap<String, String>) -> Result<Self, ConfigError> {
         let env = Vars(vars);
+        let app_env = match env.optional("APP_ENV").unwrap_or("production") {
+            "production" => AppEnv::Production,
+            "development" => AppEnv::Development,
+            _ => {
+                return Err(ConfigError::new(
+                    "APP_ENV",
+                    "must be `production` or `development`",
+                ));
+            }
+        };
         let jwt_secret = env.required("JWT_SECRET")?;
+        if jwt_secret == EXAMPLE_JWT_SECRET && app_env != AppEnv::Development {
+            return Err(ConfigError::new(
+                "JWT_SECRET",
+                "is the published example of .env.example; generate one with `openssl rand -base64 48` (or set APP_ENV=development)",
+            ));
+        }
         if jwt_secret.len() < MIN_JWT_SECRET_BYTES {
             return Err(ConfigError::new(
                 "JWT_SECRET",
@@ -182,6 +223,7 @@ impl Config {
         }
         let refresh_token_ttl = env.seconds("REFRESH_TOKEN_TTL_SECONDS", 1_209_600, 1)?;
         Ok(Self {
+            app_env,
             api_addr: env.parsed("API_ADDR", SocketAddr::from(([127, 0, 0, 1], 8000)))?,
             worker_metrics_addr: env.parsed(
                 "WORKER_METRICS_ADDR",
@@ -217,6 +259,7 @@ impl Config {
                 iterations: env.bounded("ARGON2_ITERATIONS", 2, 1..=16)?,
                 parallelism: env.bounded("ARGON2_PARALLELISM", 1, 1..=16)?,
             },
+            argon2_max_queue: env.bounded("ARGON2_MAX_QUEUE", 128, 0..=100_000)?,
             public_url,
             mail_transport: parse_mail_transport(
                 env.optional("MAIL_TRANSPORT").unwrap_or("file:mail"),
@@ -232,6 +275,11 @@ impl Config {
             login_max_failures_per_address: env.positive("LOGIN_MAX_FAILURES_PER_ADDRESS", 100)?,
             reset_max_requests_per_email: env.positive("RESET_MAX_REQUESTS_PER_EMAIL", 3)?,
             reset_request_window: env.seconds("RESET_REQUEST_WINDOW_SECONDS", 3600, 1)?,
+            register_max_per_address: env.positive("REGISTER_MAX_PER_ADDRESS", 20)?,
+            email_requests_max_per_address: env.positive("EMAIL_REQUESTS_MAX_PER_ADDRESS", 20)?,
+            session_max_lifetime: env.seconds("SESSION_MAX_LIFETIME_SECONDS", 2_592_000, 1)?,
+            retention: env.seconds("RETENTION_SECONDS", 604_800, 1)?,
+            purge_interval: env.seconds("PURGE_INTERVAL_SECONDS", 3600, 1)?,
             request_timeout: env.seconds("REQUEST_TIMEOUT_SECONDS", 30, 1)?,
             shutdown_timeout: env.seconds("SHUTDOWN_TIMEOUT_SECONDS", 30, 1)?,
             worker_concurrency,
@@ -462,6 +510,10 @@ mod tests {
         assert_eq!(config.api_addr.to_string(), "127.0.0.1:8000");
         assert_eq!(config.worker_metrics_addr.to_string(), "127.0.0.1:9100");
         assert!(config.trusted_proxies.is_empty());
+        assert_eq!(config.app_env, AppEnv::Production);
+        assert_eq!(config.register_max_per_address, 20);
+        assert_eq!(config.email_requests_max_per_address, 20);
+        assert_eq!(config.session_max_lifetime, Duration::from_secs(2_592_000));
         assert_eq!(
             config.argon2,
             Argon2Params {
@@ -476,6 +528,23 @@ mod tests {
     fn a_short_jwt_secret_is_refused() {
         let err = Config::from_vars(vars(&[("JWT_SECRET", "too-short")])).unwrap_err();
         assert_eq!(err.variable, "JWT_SECRET");
+    }
+
+    #[test]
+    fn the_published_example_secret_starts_only_in_development() {
+        let err = Config::from_vars(vars(&[("JWT_SECRET", EXAMPLE_JWT_SECRET)])).unwrap_err();
+        assert_eq!(err.variable, "JWT_SECRET");
+        let config = Config::from_vars(vars(&[
+            ("JWT_SECRET", EXAMPLE_JWT_SECRET),
+            ("APP_ENV", "development"),
+        ]))
+        .unwrap();
+        assert_eq!(config.app_env, AppEnv::Development);
+        let example = include_str!("../.env.example");
+        assert!(
+            example.contains(&format!("JWT_SECRET={EXAMPLE_JWT_SECRET}\n")),
+            ".env.example must publish the secret this check refuses"
+        );
     }
 
     #[test]
@@ -510,6 +579,9 @@ mod tests {
             ("PASSWORD_RESET_TTL_SECONDS", "100000000"),
             ("JOB_MAX_ATTEMPTS", "many"),
             ("LOGIN_MAX_FAILURES_PER_ACCOUNT", "0"),
+            ("APP_ENV", "staging"),
+            ("REGISTER_MAX_PER_ADDRESS", "0"),
+            ("SESSION_MAX_LIFETIME_SECONDS", "0"),
         ] {
             let err = Config::from_vars(vars(&[(name, value)]))
                 .expect_err(&format!("{name}={value} should be refused"));

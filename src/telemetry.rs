@@ -275,6 +275,45 @@ fn describe_metrics() {
         "db_pool_waiting",
         "Tasks waiting for a PostgreSQL connection"
     );
+    describe_counter!(
+        "rate_limit_refusals_total",
+        "Requests refused by an abuse limit other than the login limits, by limit"
+    );
+    describe_counter!(
+        "auth_password_rehashes_total",
+        "Password hashes upgraded to the current Argon2 parameters at login"
+    );
+    describe_counter!(
+        "password_hasher_rejections_total",
+        "Password checks turned away with 503 because the hashing queue was full"
+    );
+    describe_counter!(
+        "retention_purged_rows_total",
+        "Rows deleted by the retention purge, by table"
+    );
+    // Exported at zero from the start (CONTRACT.md, "Scale-out"), so
+    // dashboards and alerts see every series before its first event.
+    for outcome in ["success", "invalid_credentials", "rate_limited"] {
+        metrics::counter!("auth_logins_total", "outcome" => outcome).increment(0);
+    }
+    for outcome in ["success", "grace", "reuse_detected", "invalid"] {
+        metrics::counter!("auth_refresh_total", "outcome" => outcome).increment(0);
+    }
+    for result in ["allowed", "denied"] {
+        metrics::counter!("auth_denylist_checks_total", "result" => result).increment(0);
+    }
+    for limit in [
+        "register_per_address",
+        "email_requests_per_address",
+        "reset_per_email",
+    ] {
+        metrics::counter!("rate_limit_refusals_total", "limit" => limit).increment(0);
+    }
+    for (table, _) in crate::repositories::retention::STATEMENTS {
+        metrics::counter!("retention_purged_rows_total", "table" => table).increment(0);
+    }
+    metrics::counter!("auth_password_rehashes_total").increment(0);
+    metrics::counter!("password_hasher_rejections_total").increment(0);
 }
 
 /// Records the pool's current use; called at each scrape.

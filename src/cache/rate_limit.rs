@@ -12,6 +12,7 @@ use std::net::IpAddr;
 use std::sync::LazyLock;
 use std::time::Duration;
 
+use ipnet::{IpNet, Ipv6Net};
 use redis::Script;
 use redis::aio::ConnectionManager;
 use sha2::{Digest, Sha256};
@@ -56,6 +57,16 @@ static SUCCEED: LazyLock<Script> = LazyLock::new(|| {
     )
 });
 
+/// What a per-address limit counts: an IPv4 address, or the /64 an IPv6
+/// address belongs to (one host is usually handed a whole /64, so counting
+/// single addresses would give it 2^64 budgets).
+pub fn address_group(address: IpAddr) -> IpNet {
+    match address {
+        IpAddr::V4(_) => IpNet::from(address),
+        IpAddr::V6(v6) => IpNet::V6(Ipv6Net::new_assert(v6, 64).trunc()),
+    }
+}
+
 /// Which limit refused an attempt, and for how long.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limited {
@@ -91,9 +102,11 @@ impl RateLimiter {
         self.keys.key(format_args!("ratelimit:{scope}:email:{hex}"))
     }
 
-    fn address_key(&self, address: IpAddr) -> String {
-        self.keys
-            .key(format_args!("ratelimit:login:addr:{address}"))
+    fn address_key(&self, scope: &str, address: IpAddr) -> String {
+        self.keys.key(format_args!(
+            "ratelimit:{scope}:addr:{}",
+            address_group(address)
+        ))
     }
 
     /// Whether `email` (normalised) and `address` are under their limits,
@@ -128,7 +141,7 @@ impl RateLimiter {
         let mut invocation = RESERVE.prepare_invoke();
         invocation
             .key(self.email_key("login", email))
-            .key(self.address_key(address))
+            .key(self.address_key("login", address))
             .arg(if count { "1" } else { "0" })
             .arg(limits.per_account)
             .arg(limits.per_address)
@@ -167,15 +180,56 @@ impl RateLimiter {
         self.reserve(invocation).await
     }
 
+    /// Counts one request of `scope` (registrations, emails asked for) from
+    /// `address` against `max` per `window`.
+    pub async fn reserve_address(
+        &self,
+        scope: &str,
+        address: IpAddr,
+        max: u32,
+        window: Duration,
+    ) -> redis::RedisResult<Result<(), Limited>> {
+        let mut invocation = RESERVE.prepare_invoke();
+        invocation
+            .key(self.address_key(scope, address))
+            .arg("1")
+            .arg(max)
+            .arg(window.as_secs().max(1));
+        self.reserve(invocation).await
+    }
+
     /// A login succeeded: the account counter starts again and the
     /// address gets its reserved slot back.
     pub async fn login_succeeded(&self, email: &str, address: IpAddr) -> redis::RedisResult<()> {
         let mut redis = self.redis.clone();
         let _: i64 = SUCCEED
             .key(self.email_key("login", email))
-            .key(self.address_key(address))
+            .key(self.address_key("login", address))
             .invoke_async(&mut redis)
             .await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ipv6_addresses_count_per_64() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:ffff:ffff:ffff:ffff".parse().unwrap();
+        let other: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(address_group(a), address_group(b));
+        assert_ne!(address_group(a), address_group(other));
+        assert_eq!(address_group(a).to_string(), "2001:db8:1:2::/64");
+    }
+
+    #[test]
+    fn ipv4_addresses_count_one_by_one() {
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        let b: IpAddr = "192.0.2.2".parse().unwrap();
+        assert_ne!(address_group(a), address_group(b));
+        assert_eq!(address_group(a).to_string(), "192.0.2.1/32");
     }
 }

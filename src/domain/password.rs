@@ -29,10 +29,10 @@ pub struct PasswordPolicy {
 }
 
 impl PasswordPolicy {
-    /// Checks `raw` against the policy; `context` holds the user's email
-    /// and name, which a password must not be built from.
-    pub fn check(&self, raw: String, context: &[&str]) -> Result<NewPassword, String> {
-        if has_control_characters(&raw) {
+    /// The cheap rules (characters and length), which also bound what the
+    /// strength estimate of [`Self::check`] is given.
+    pub fn check_shape(&self, raw: &str) -> Result<(), String> {
+        if has_control_characters(raw) {
             return Err("must not contain control characters".into());
         }
         let chars = raw.chars().count();
@@ -42,6 +42,14 @@ impl PasswordPolicy {
         if chars > MAX_PASSWORD_CHARS {
             return Err(format!("must be at most {MAX_PASSWORD_CHARS} characters"));
         }
+        Ok(())
+    }
+
+    /// Checks `raw` against the policy; `context` holds the user's email
+    /// and name, which a password must not be built from. The estimate can
+    /// take a while on crafted input: run it off the async executor.
+    pub fn check(&self, raw: String, context: &[&str]) -> Result<NewPassword, String> {
+        self.check_shape(&raw)?;
         // The email, its local part and the name's words are guessable on
         // their own and run together, so each goes in as a user input.
         let mut inputs: Vec<String> = Vec::with_capacity(context.len() * 4);

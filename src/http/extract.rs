@@ -83,6 +83,14 @@ pub async fn json<T: DeserializeOwned>(request: Request) -> Result<T, ApiError> 
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let value: Value = serde_json::from_slice(bytes)
         .map_err(|_| ApiError::bad_request("the request body is not valid JSON"))?;
+    // Every body is an object; serde's derived structs would also take an
+    // array and read its items as the fields in order.
+    if !value.is_object() {
+        return Err(ApiError::validation(vec![FieldError::new(
+            "body",
+            "must be a JSON object",
+        )]));
+    }
     let mut errors = Vec::new();
     control_characters(&value, "", &mut errors);
     if !errors.is_empty() {

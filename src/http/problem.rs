@@ -236,6 +236,12 @@ impl From<ServiceError> for ApiError {
                 ApiError::unauthorized("a valid access token is required")
             }
             ServiceError::NotFound => ApiError::not_found("no such resource"),
+            ServiceError::Overloaded => ApiError::service_unavailable(
+                "overloaded",
+                "too many password checks are waiting; try again shortly",
+            )
+            .with_header(header::RETRY_AFTER, HeaderValue::from_static("1")),
+
             ServiceError::Unavailable { dependency, source } => {
                 tracing::warn!(
                     dependency,

@@ -22,8 +22,6 @@ const BATCH: i64 = 100;
 /// Other replicas' rows are picked up within this time.
 const POLL: Duration = Duration::from_secs(1);
 const RETRY_AFTER_ERROR: Duration = Duration::from_millis(500);
-/// How long published rows are kept.
-const KEEP_PUBLISHED_DAYS: i32 = 7;
 
 /// Wakes the relay as soon as a job is committed.
 #[derive(Clone, Default)]
@@ -42,7 +40,6 @@ pub async fn run_relay(
     shutdown: CancellationToken,
 ) {
     let mut connections = broker.watch();
-    let mut cleaned = tokio::time::Instant::now() - Duration::from_secs(3600);
     loop {
         let connection = connections.borrow_and_update().clone();
         let Some(connection) = connection.filter(|c| c.status().connected()) else {
@@ -62,13 +59,6 @@ pub async fn run_relay(
             }
         };
         loop {
-            if cleaned.elapsed() > Duration::from_secs(3600) {
-                cleaned = tokio::time::Instant::now();
-                if let Ok(client) = db.get().await {
-                    let _ =
-                        outbox::delete_published_before_days(&client, KEEP_PUBLISHED_DAYS).await;
-                }
-            }
             match publish_batch(&db, &channel, &broker).await {
                 Ok(Batch { taken, published }) if taken as i64 == BATCH && published > 0 => {
                     continue;

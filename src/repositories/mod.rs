@@ -4,5 +4,6 @@
 pub mod outbox;
 pub mod password_resets;
 pub mod processed_jobs;
+pub mod retention;
 pub mod sessions;
 pub mod users;

@@ -58,17 +58,6 @@ pub async fn mark_published(
     client.execute(&statement, &[&ids]).await
 }
 
-/// Published rows are kept a while for inspection, then removed.
-pub async fn delete_published_before_days(
-    client: &impl GenericClient,
-    days: i32,
-) -> Result<u64, tokio_postgres::Error> {
-    const SQL: &str = "DELETE FROM outbox \
-        WHERE published_at IS NOT NULL AND published_at < now() - $1::int * interval '1 day'";
-    let statement = client.prepare_cached(SQL).await?;
-    client.execute(&statement, &[&days]).await
-}
-
 pub async fn count_pending(client: &impl GenericClient) -> Result<i64, tokio_postgres::Error> {
     const SQL: &str = "SELECT count(*) FROM outbox WHERE published_at IS NULL";
     let statement = client.prepare_cached(SQL).await?;

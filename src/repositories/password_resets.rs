@@ -31,9 +31,12 @@ pub async fn lock_user_tokens(
     Ok(())
 }
 
-/// Stores a request's token; false if it was stored already (the job is
-/// being handled again).
-pub async fn insert_token(
+/// Stores the token of a request's job. A job handled again (after a crash
+/// between its email and its ledger row) replaces its own token, so the
+/// request keeps one working link, the one in the newest email. False when
+/// the request's token was already used or superseded: the job has nothing
+/// left to send.
+pub async fn store_job_token(
     client: &impl GenericClient,
     request_id: Uuid,
     user_id: Uuid,
@@ -42,7 +45,11 @@ pub async fn insert_token(
 ) -> Result<bool, tokio_postgres::Error> {
     const SQL: &str = "INSERT INTO password_reset_tokens (token_hash, request_id, user_id, expires_at) \
         VALUES ($3, $1, $2, now() + $4::bigint * interval '1 second') \
-        ON CONFLICT (token_hash) DO NOTHING";
+        ON CONFLICT (request_id) DO UPDATE \
+            SET token_hash = EXCLUDED.token_hash, created_at = EXCLUDED.created_at, \
+                expires_at = EXCLUDED.expires_at \
+            WHERE password_reset_tokens.used_at IS NULL \
+              AND password_reset_tokens.superseded_at IS NULL";
     let statement = client.prepare_cached(SQL).await?;
     Ok(client
         .execute(

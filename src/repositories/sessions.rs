@@ -60,36 +60,67 @@ pub struct SessionRecord {
     pub user_agent: Option<String>,
 }
 
-/// Starts a session with its first refresh token, in one statement.
+/// Starts a session with its first refresh token, in one statement, if
+/// the user's password is still at `password_version`; false otherwise.
+///
+/// The user row is read `FOR SHARE`: a password change holding the row
+/// makes this wait and then re-check the version, and a change that comes
+/// later waits for this session to commit and then revokes it. Either way
+/// no session outlives the password it was opened with (CONTRACT.md,
+/// "Abuse limits and retention").
 pub async fn create_session(
     client: &impl GenericClient,
-    session_id: Uuid,
-    user_id: Uuid,
-    user_agent: Option<&str>,
+    new: &NewSession<'_>,
     token_hash: &[u8],
-    ttl_seconds: i64,
-) -> Result<(), tokio_postgres::Error> {
-    const SQL: &str = "WITH session AS ( \
-            INSERT INTO sessions (id, user_id, user_agent, expires_at) \
-            VALUES ($1, $2, $3, now() + $5::bigint * interval '1 second') \
+    lifetimes: Lifetimes,
+) -> Result<bool, tokio_postgres::Error> {
+    const SQL: &str = "WITH owner AS ( \
+            SELECT id FROM users \
+            WHERE id = $2 AND password_version = $6 AND is_active \
+            FOR SHARE \
+        ), session AS ( \
+            INSERT INTO sessions (id, user_id, user_agent, expires_at, max_expires_at) \
+            SELECT $1, id, $3, now() + least($5::bigint, $7::bigint) * interval '1 second', \
+                now() + $7::bigint * interval '1 second' \
+            FROM owner \
             RETURNING id, user_id, expires_at \
         ) \
         INSERT INTO refresh_tokens (token_hash, session_id, user_id, expires_at) \
         SELECT $4, id, user_id, expires_at FROM session";
     let statement = client.prepare_cached(SQL).await?;
-    client
+    let inserted = client
         .execute(
             &statement,
             &[
-                &session_id,
-                &user_id,
-                &user_agent,
+                &new.session_id,
+                &new.user_id,
+                &new.user_agent,
                 &token_hash,
-                &ttl_seconds,
+                &lifetimes.refresh_seconds,
+                &new.password_version,
+                &lifetimes.session_max_seconds,
             ],
         )
         .await?;
-    Ok(())
+    Ok(inserted == 1)
+}
+
+/// The session a login opens.
+pub struct NewSession<'a> {
+    pub session_id: Uuid,
+    pub user_id: Uuid,
+    pub user_agent: Option<&'a str>,
+    /// The password version the login verified.
+    pub password_version: i32,
+}
+
+/// How long refresh tokens and sessions live.
+#[derive(Debug, Clone, Copy)]
+pub struct Lifetimes {
+    /// Of each refresh token, from its issue.
+    pub refresh_seconds: i64,
+    /// Of a session, from its login; no rotation extends it.
+    pub session_max_seconds: i64,
 }
 
 /// Marks the presented token used and issues its successor, if the token
@@ -100,26 +131,30 @@ pub async fn rotate_refresh_token(
     new_hash: &[u8],
     ttl_seconds: i64,
 ) -> Result<Option<TokenOwner>, tokio_postgres::Error> {
+    // New tokens and the session expire at the refresh lifetime, but never
+    // past the session's absolute end (`max_expires_at`).
     // `live` locks the session row: a revocation committing meanwhile is
     // re-checked against, so no token is issued for a just-revoked session.
     const SQL: &str = "WITH live AS ( \
-            SELECT s.id FROM refresh_tokens t \
+            SELECT s.id, least(now() + $3::bigint * interval '1 second', s.max_expires_at) AS expires_at \
+            FROM refresh_tokens t \
             JOIN sessions s ON s.id = t.session_id \
             JOIN users u ON u.id = s.user_id \
             WHERE t.token_hash = $1 AND s.revoked_at IS NULL AND u.is_active \
+              AND s.max_expires_at > now() \
             FOR NO KEY UPDATE OF s \
         ), rotated AS ( \
             UPDATE refresh_tokens t SET used_at = now() \
             FROM live \
             WHERE t.token_hash = $1 AND t.session_id = live.id \
               AND t.used_at IS NULL AND t.expires_at > now() \
-            RETURNING t.session_id, t.user_id \
+            RETURNING t.session_id, t.user_id, live.expires_at \
         ), issued AS ( \
             INSERT INTO refresh_tokens (token_hash, session_id, user_id, expires_at) \
-            SELECT $2, session_id, user_id, now() + $3::bigint * interval '1 second' FROM rotated \
+            SELECT $2, session_id, user_id, expires_at FROM rotated \
         ), touched AS ( \
             UPDATE sessions SET last_used_at = now(), \
-                expires_at = now() + $3::bigint * interval '1 second' \
+                expires_at = (SELECT expires_at FROM rotated) \
             WHERE id = (SELECT session_id FROM rotated) \
         ) \
         SELECT session_id, user_id FROM rotated";
@@ -164,18 +199,21 @@ pub async fn issue_grace_token(
     grace_seconds: f64,
 ) -> Result<Option<TokenOwner>, tokio_postgres::Error> {
     const SQL: &str = "WITH presented AS ( \
-            SELECT t.session_id, t.user_id FROM refresh_tokens t \
+            SELECT t.session_id, t.user_id, \
+                least(now() + $3::bigint * interval '1 second', s.max_expires_at) AS expires_at \
+            FROM refresh_tokens t \
             JOIN sessions s ON s.id = t.session_id \
             JOIN users u ON u.id = s.user_id \
             WHERE t.token_hash = $1 AND s.revoked_at IS NULL AND u.is_active \
+              AND s.max_expires_at > now() \
               AND t.used_at > now() - $4::float8 * interval '1 second' \
             FOR NO KEY UPDATE OF s \
         ), issued AS ( \
             INSERT INTO refresh_tokens (token_hash, session_id, user_id, expires_at) \
-            SELECT $2, session_id, user_id, now() + $3::bigint * interval '1 second' FROM presented \
+            SELECT $2, session_id, user_id, expires_at FROM presented \
         ), touched AS ( \
             UPDATE sessions SET last_used_at = now(), \
-                expires_at = now() + $3::bigint * interval '1 second' \
+                expires_at = (SELECT expires_at FROM presented) \
             WHERE id = (SELECT session_id FROM presented) \
         ) \
         SELECT session_id, user_id FROM presented";

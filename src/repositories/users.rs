@@ -11,6 +11,8 @@ pub struct UserRecord {
     pub email: String,
     pub full_name: Option<String>,
     pub password_hash: String,
+    /// Changes when the password is replaced, not when it is re-hashed.
+    pub password_version: i32,
     pub created_at: OffsetDateTime,
 }
 
@@ -21,6 +23,7 @@ impl From<&Row> for UserRecord {
             email: row.get("email"),
             full_name: row.get("full_name"),
             password_hash: row.get("password_hash"),
+            password_version: row.get("password_version"),
             created_at: row.get("created_at"),
         }
     }
@@ -37,7 +40,7 @@ pub async fn insert_user(
     const SQL: &str = "INSERT INTO users (id, email, password_hash, full_name) \
                        VALUES ($1, $2, $3, $4) \
                        ON CONFLICT (email) DO NOTHING \
-                       RETURNING id, email, full_name, password_hash, created_at";
+                       RETURNING id, email, full_name, password_hash, password_version, created_at";
     let statement = client.prepare_cached(SQL).await?;
     let row = client
         .query_opt(&statement, &[&id, &email, &password_hash, &full_name])
@@ -59,7 +62,7 @@ pub async fn find_active_user_by_email(
     client: &impl GenericClient,
     email: &str,
 ) -> Result<Option<UserRecord>, tokio_postgres::Error> {
-    const SQL: &str = "SELECT id, email, full_name, password_hash, created_at \
+    const SQL: &str = "SELECT id, email, full_name, password_hash, password_version, created_at \
                        FROM users WHERE email = $1 AND is_active";
     let statement = client.prepare_cached(SQL).await?;
     let row = client.query_opt(&statement, &[&email]).await?;
@@ -71,7 +74,7 @@ pub async fn find_active_user(
     client: &impl GenericClient,
     id: Uuid,
 ) -> Result<Option<UserRecord>, tokio_postgres::Error> {
-    const SQL: &str = "SELECT id, email, full_name, password_hash, created_at \
+    const SQL: &str = "SELECT id, email, full_name, password_hash, password_version, created_at \
                        FROM users WHERE id = $1 AND is_active";
     let statement = client.prepare_cached(SQL).await?;
     let row = client.query_opt(&statement, &[&id]).await?;
@@ -85,20 +88,40 @@ pub async fn update_full_name(
 ) -> Result<Option<UserRecord>, tokio_postgres::Error> {
     const SQL: &str = "UPDATE users SET full_name = $2, updated_at = now() \
                        WHERE id = $1 AND is_active \
-                       RETURNING id, email, full_name, password_hash, created_at";
+                       RETURNING id, email, full_name, password_hash, password_version, created_at";
     let statement = client.prepare_cached(SQL).await?;
     let row = client.query_opt(&statement, &[&id, &full_name]).await?;
     Ok(row.as_ref().map(UserRecord::from))
 }
 
-/// Returns false when the user no longer exists.
+/// Replaces the password, moving its version on so that logins which
+/// verified the old one cannot start a session. Returns false when the user
+/// no longer exists.
 pub async fn update_password_hash(
     client: &impl GenericClient,
     id: Uuid,
     password_hash: &str,
 ) -> Result<bool, tokio_postgres::Error> {
-    const SQL: &str =
-        "UPDATE users SET password_hash = $2, updated_at = now() WHERE id = $1 AND is_active";
+    const SQL: &str = "UPDATE users SET password_hash = $2, \
+        password_version = password_version + 1, updated_at = now() \
+        WHERE id = $1 AND is_active";
     let statement = client.prepare_cached(SQL).await?;
     Ok(client.execute(&statement, &[&id, &password_hash]).await? == 1)
+}
+
+/// Stores a new hash of the same password (newer Argon2 parameters), only
+/// while `password_version` is still the one that was verified.
+pub async fn rehash_password(
+    client: &impl GenericClient,
+    id: Uuid,
+    password_version: i32,
+    password_hash: &str,
+) -> Result<bool, tokio_postgres::Error> {
+    const SQL: &str = "UPDATE users SET password_hash = $3 \
+        WHERE id = $1 AND password_version = $2 AND is_active";
+    let statement = client.prepare_cached(SQL).await?;
+    Ok(client
+        .execute(&statement, &[&id, &password_version, &password_hash])
+        .await?
+        == 1)
 }

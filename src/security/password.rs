@@ -12,6 +12,12 @@
 //! hangs up keeps its slot until the hash is done and the bound holds. The
 //! current span goes along, so the job's log lines keep the correlation id
 //! (STYLE.md, habit 8).
+//!
+//! The queue in front of the threads is bounded too (`ARGON2_MAX_QUEUE`):
+//! past it a caller gets [`HashError::Busy`] at once (a 503 with
+//! `Retry-After`) instead of waiting behind a flood. Other CPU-heavy checks
+//! of unauthenticated input (the password-strength estimate) run on the
+//! same threads under the same bounds ([`PasswordHasher::compute`]).
 
 use std::cell::RefCell;
 use std::panic::AssertUnwindSafe;
@@ -28,6 +34,16 @@ use crate::config::Argon2Params;
 /// One turn on the hasher; moved into the job that uses it.
 pub struct HasherPermit {
     _held: tokio::sync::OwnedSemaphorePermit,
+    _queued: tokio::sync::OwnedSemaphorePermit,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum HashError {
+    /// The queue is full: the caller should come back later.
+    #[error("the password hasher is busy")]
+    Busy,
+    #[error(transparent)]
+    Failed(#[from] anyhow::Error),
 }
 
 type Job = Box<dyn FnOnce() + Send>;
@@ -36,6 +52,8 @@ type Job = Box<dyn FnOnce() + Send>;
 pub struct PasswordHasher {
     argon2: Arc<Argon2<'static>>,
     permits: Arc<Semaphore>,
+    /// Turns running or waiting: `concurrency + max_queue`.
+    queue: Arc<Semaphore>,
     jobs: mpsc::Sender<Job>,
     /// Verified against when the email is unknown, so that answer takes as
     /// long as a wrong password.
@@ -43,8 +61,9 @@ pub struct PasswordHasher {
 }
 
 impl PasswordHasher {
-    /// `concurrency` hashes run at once; more wait their turn.
-    pub fn new(params: Argon2Params, concurrency: usize) -> anyhow::Result<Self> {
+    /// `concurrency` hashes run at once; up to `max_queue` more wait their
+    /// turn, and callers beyond that are turned away.
+    pub fn new(params: Argon2Params, concurrency: usize, max_queue: usize) -> anyhow::Result<Self> {
         let params = Params::new(
             params.memory_kib,
             params.iterations,
@@ -61,37 +80,91 @@ impl PasswordHasher {
         Ok(Self {
             argon2: Arc::new(argon2),
             permits: Arc::new(Semaphore::new(concurrency)),
+            queue: Arc::new(Semaphore::new(concurrency + max_queue)),
             jobs: start_threads(concurrency)?,
             dummy_hash: dummy_hash.into(),
         })
     }
 
-    /// The PHC string of `password`.
-    pub async fn hash(&self, password: &str) -> anyhow::Result<String> {
+    /// The PHC string of `password`, with the current parameters.
+    pub async fn hash(&self, password: &str) -> Result<String, HashError> {
+        let permit = self.acquire().await?;
+        self.hash_with(permit, password).await
+    }
+
+    /// [`Self::hash`] on a turn already taken.
+    pub async fn hash_with(
+        &self,
+        permit: HasherPermit,
+        password: &str,
+    ) -> Result<String, HashError> {
         let argon2 = self.argon2.clone();
         let password = password.to_owned();
-        let permit = self.acquire().await?;
-        self.run(permit, move || hash_phc(&argon2, password.as_bytes()))
-            .await
+        Ok(self
+            .run(permit, move || hash_phc(&argon2, password.as_bytes()))
+            .await?)
     }
 
     /// Whether `password` matches `phc`. `None` verifies against the dummy
     /// hash and returns false, in the same time.
-    pub async fn verify(&self, password: &str, phc: Option<&str>) -> anyhow::Result<bool> {
+    pub async fn verify(&self, password: &str, phc: Option<&str>) -> Result<bool, HashError> {
         let permit = self.acquire().await?;
         self.verify_with(permit, password, phc).await
     }
 
-    /// Waits for a turn on the hasher; for callers that must do something
-    /// (count a login attempt) just before the work starts.
-    pub async fn acquire(&self) -> anyhow::Result<HasherPermit> {
+    /// Whether `phc` was made with other parameters than the current ones,
+    /// so it should be replaced at the next successful login.
+    pub fn needs_rehash(&self, phc: &str) -> bool {
+        let current = self.argon2.params();
+        let Ok(parsed) = PasswordHash::new(phc) else {
+            return true;
+        };
+        let same = parsed.algorithm == Algorithm::Argon2id.ident()
+            && parsed.version == Some(Version::V0x13.into())
+            && Params::try_from(&parsed).is_ok_and(|p| {
+                p.m_cost() == current.m_cost()
+                    && p.t_cost() == current.t_cost()
+                    && p.p_cost() == current.p_cost()
+                    && p.output_len().unwrap_or(Params::DEFAULT_OUTPUT_LEN)
+                        == current.output_len().unwrap_or(Params::DEFAULT_OUTPUT_LEN)
+            });
+        !same
+    }
+
+    /// The dummy hash unknown emails are verified against.
+    pub fn dummy_hash(&self) -> &str {
+        &self.dummy_hash
+    }
+
+    /// Runs other CPU-heavy work on the hashing threads, under the same
+    /// bounds as a hash.
+    pub async fn compute<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, HashError> {
+        let permit = self.acquire().await?;
+        Ok(self.run(permit, move || Ok(work())).await?)
+    }
+
+    /// Waits for a turn on the hasher, or fails at once with
+    /// [`HashError::Busy`] when the queue is full; for callers that must do
+    /// something (count a login attempt) just before the work starts.
+    pub async fn acquire(&self) -> Result<HasherPermit, HashError> {
+        let queued = self
+            .queue
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| HashError::Busy)?;
         let permit = self
             .permits
             .clone()
             .acquire_owned()
             .await
             .context("the password hasher is closed")?;
-        Ok(HasherPermit { _held: permit })
+        Ok(HasherPermit {
+            _held: permit,
+            _queued: queued,
+        })
     }
 
     /// [`Self::verify`] on a turn already taken.
@@ -100,7 +173,7 @@ impl PasswordHasher {
         permit: HasherPermit,
         password: &str,
         phc: Option<&str>,
-    ) -> anyhow::Result<bool> {
+    ) -> Result<bool, HashError> {
         let known = phc.is_some();
         let phc: Arc<str> = phc.map_or_else(|| self.dummy_hash.clone(), Arc::from);
         let password = password.to_owned();
@@ -231,6 +304,7 @@ mod tests {
                 parallelism: 1,
             },
             2,
+            4,
         )
         .unwrap()
     }
@@ -311,9 +385,54 @@ mod tests {
                 parallelism: 1,
             },
             1,
+            0,
         )
         .unwrap();
         let phc = hasher.hash("x").await.unwrap();
         assert!(phc.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{phc}");
+        // Unknown emails are checked against a hash of the same cost, so
+        // their answer takes as long as a wrong password.
+        assert!(
+            hasher
+                .dummy_hash()
+                .starts_with("$argon2id$v=19$m=19456,t=2,p=1$")
+        );
+        assert!(!hasher.needs_rehash(&phc));
+        assert!(!hasher.needs_rehash(hasher.dummy_hash()));
+    }
+
+    #[tokio::test]
+    async fn hashes_with_older_parameters_need_a_rehash() {
+        let hasher = hasher();
+        let current = hasher.hash("correct horse battery staple").await.unwrap();
+        assert!(!hasher.needs_rehash(&current));
+        let older = Argon2::new(
+            Algorithm::Argon2id,
+            Version::V0x13,
+            Params::new(8192, 2, 1, None).unwrap(),
+        );
+        let old = hash_phc(&older, b"correct horse battery staple").unwrap();
+        assert!(hasher.needs_rehash(&old));
+        assert!(hasher.needs_rehash("garbage"));
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_turns_callers_away_at_once() {
+        // One thread, no queue: while one turn is held, the next is refused.
+        let hasher = PasswordHasher::new(
+            Argon2Params {
+                memory_kib: 8192,
+                iterations: 1,
+                parallelism: 1,
+            },
+            1,
+            0,
+        )
+        .unwrap();
+        let held = hasher.acquire().await.unwrap();
+        assert!(matches!(hasher.acquire().await, Err(HashError::Busy)));
+        assert!(matches!(hasher.compute(|| 1).await, Err(HashError::Busy)));
+        drop(held);
+        assert_eq!(hasher.compute(|| 2).await.unwrap(), 2);
     }
 }

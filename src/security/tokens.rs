@@ -3,9 +3,7 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use hmac::{Hmac, KeyInit, Mac};
 use sha2::{Digest, Sha256};
-use uuid::Uuid;
 
 pub const TOKEN_CHARS: usize = 43;
 
@@ -19,23 +17,6 @@ impl OpaqueToken {
     pub fn generate() -> Self {
         let mut bytes = [0u8; 32];
         rand::fill(&mut bytes);
-        let text = URL_SAFE_NO_PAD.encode(bytes);
-        let hash = hash_token(&text);
-        Self { text, hash }
-    }
-}
-
-impl OpaqueToken {
-    /// The reset token of a job: 256 bits of HMAC-SHA-256 under the
-    /// server's secret, so a job handled again (after a crash between its
-    /// email and its ledger row) mails the same working link rather than a
-    /// second, different one. Unpredictable without the secret.
-    pub fn for_reset_job(secret: &[u8], job_id: Uuid) -> Self {
-        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(secret)
-            .expect("HMAC takes keys of any length");
-        mac.update(b"portcullis password-reset token v1\0");
-        mac.update(job_id.as_bytes());
-        let bytes: [u8; 32] = mac.finalize().into_bytes().into();
         let text = URL_SAFE_NO_PAD.encode(bytes);
         let hash = hash_token(&text);
         Self { text, hash }
@@ -69,19 +50,6 @@ mod tests {
         assert!(looks_like_token(&a.text));
         assert_ne!(a.text, b.text);
         assert_eq!(a.hash, hash_token(&a.text));
-    }
-
-    #[test]
-    fn a_jobs_reset_token_is_stable_per_job_and_secret() {
-        let job = Uuid::new_v4();
-        let a = OpaqueToken::for_reset_job(b"secret-one", job);
-        assert_eq!(a.text, OpaqueToken::for_reset_job(b"secret-one", job).text);
-        assert!(looks_like_token(&a.text));
-        assert_ne!(a.text, OpaqueToken::for_reset_job(b"secret-two", job).text);
-        assert_ne!(
-            a.text,
-            OpaqueToken::for_reset_job(b"secret-one", Uuid::new_v4()).text
-        );
     }
 
     #[test]

@@ -8,10 +8,10 @@ use uuid::Uuid;
 use super::{ServiceError, db, jobs};
 use crate::app::AppContext;
 use crate::cache::rate_limit::{Limited, LoginLimits};
-use crate::domain::{Email, FullName, NewPassword};
+use crate::domain::{Email, FieldError, FullName, NewPassword};
 use crate::messaging::jobs::JobKind;
 use crate::repositories::password_resets;
-use crate::repositories::sessions::{self, RevokeReason, TokenOwner};
+use crate::repositories::sessions::{self, Lifetimes, NewSession, RevokeReason, TokenOwner};
 use crate::repositories::users::{self, UserRecord};
 use crate::security::jwt::{AccessToken, Claims};
 use crate::security::tokens::{OpaqueToken, hash_token, looks_like_token};
@@ -33,21 +33,60 @@ pub enum RefreshOutcome {
     Grace,
 }
 
+/// What a registration asks for, as sent.
+pub struct Registration {
+    pub email: String,
+    pub password: String,
+    pub full_name: Option<String>,
+}
+
+/// Creates an account. Every attempt counts against the client address's
+/// registration limit first, so a flood is refused before it costs a
+/// strength estimate or a hash.
 pub async fn register(
     ctx: &AppContext,
-    email: Email,
-    password: NewPassword,
-    full_name: Option<FullName>,
+    client_address: IpAddr,
+    form: Registration,
 ) -> Result<UserRecord, ServiceError> {
-    let client = db(&ctx.db).await?;
+    ctx.limiter
+        .reserve_address(
+            "register",
+            client_address,
+            ctx.config.register_max_per_address,
+            ADDRESS_LIMIT_WINDOW,
+        )
+        .await?
+        .map_err(refused_by("register_per_address"))?;
+    let mut errors = Vec::new();
+    let email = Email::parse(&form.email)
+        .map_err(|m| errors.push(FieldError::new("email", m)))
+        .ok();
+    let full_name = match form.full_name.as_deref() {
+        None => None,
+        Some(raw) => FullName::parse(raw)
+            .map_err(|m| errors.push(FieldError::new("full_name", m)))
+            .ok(),
+    };
+    let context = [
+        email.as_ref().map_or(form.email.as_str(), Email::as_str),
+        full_name.as_ref().map_or("", FullName::as_str),
+    ];
+    let password = check_new_password(ctx, form.password, &context)
+        .await?
+        .map_err(|m| errors.push(FieldError::new("password", m)))
+        .ok();
+    let (Some(email), Some(password), true) = (email, password, errors.is_empty()) else {
+        return Err(ServiceError::Invalid(errors));
+    };
     // Checked first so a taken email costs no Argon2 run; the insert below
-    // still settles a race between two registrations.
-    if users::email_exists(&client, email.as_str()).await? {
+    // still settles a race between two registrations. No connection is held
+    // while the hash waits for its turn.
+    if users::email_exists(&db(&ctx.db).await?, email.as_str()).await? {
         return Err(ServiceError::EmailTaken);
     }
     let hash = ctx.hasher.hash(password.expose()).await?;
     let user = users::insert_user(
-        &client,
+        &db(&ctx.db).await?,
         Uuid::new_v4(),
         email.as_str(),
         &hash,
@@ -59,8 +98,34 @@ pub async fn register(
     Ok(user)
 }
 
+/// Checks a new password against the policy: the cheap rules here, the
+/// strength estimate on the hashing threads (it can take a while on crafted
+/// input, and the caller may be anyone). `Ok(Err(reason))` is a refusal.
+pub(crate) async fn check_new_password(
+    ctx: &AppContext,
+    raw: String,
+    context: &[&str],
+) -> Result<Result<NewPassword, String>, ServiceError> {
+    let policy = ctx.password_policy;
+    if let Err(reason) = policy.check_shape(&raw) {
+        return Ok(Err(reason));
+    }
+    let context: Vec<String> = context.iter().map(|c| (*c).to_owned()).collect();
+    Ok(ctx
+        .hasher
+        .compute(move || {
+            let context: Vec<&str> = context.iter().map(String::as_str).collect();
+            policy.check(raw, &context)
+        })
+        .await?)
+}
+
 /// Checks the password and starts a session. An unknown or malformed email
 /// costs the same Argon2 run as a wrong password and gets the same error.
+///
+/// No pooled connection is held while the password waits for or runs on
+/// the hasher, and the session starts only if the password verified is
+/// still the account's (a reset or change committing meanwhile wins).
 pub async fn login(
     ctx: &AppContext,
     raw_email: &str,
@@ -75,9 +140,8 @@ pub async fn login(
         .await?
         .map_err(rate_limited)?;
 
-    let client = db(&ctx.db).await?;
     let user = match Email::parse(raw_email) {
-        Ok(email) => users::find_active_user_by_email(&client, email.as_str()).await?,
+        Ok(email) => users::find_active_user_by_email(&db(&ctx.db).await?, email.as_str()).await?,
         Err(_) => None,
     };
     let permit = ctx.hasher.acquire().await?;
@@ -94,25 +158,37 @@ pub async fn login(
         )
         .await?;
     let Some(user) = user.filter(|_| verified) else {
-        metrics::counter!("auth_logins_total", "outcome" => "invalid_credentials").increment(1);
-        return Err(ServiceError::InvalidCredentials);
+        return Err(invalid_credentials());
     };
-
+    // At once, so parallel correct logins never add up to a lockout.
     ctx.limiter
         .login_succeeded(&normalised, client_address)
         .await?;
+    super::seams::password_verified(&user.email).await;
+    if ctx.hasher.needs_rehash(&user.password_hash) {
+        rehash(ctx, &user, password).await;
+    }
+
     let session_id = Uuid::new_v4();
     let refresh = OpaqueToken::generate();
     let user_agent = user_agent.map(clean_user_agent);
-    sessions::create_session(
-        &client,
-        session_id,
-        user.id,
-        user_agent.as_deref(),
+    let started = sessions::create_session(
+        &db(&ctx.db).await?,
+        &NewSession {
+            session_id,
+            user_id: user.id,
+            user_agent: user_agent.as_deref(),
+            password_version: user.password_version,
+        },
         &refresh.hash,
-        refresh_ttl_seconds(ctx),
+        lifetimes(ctx),
     )
     .await?;
+    if !started {
+        // The password was replaced while this login checked the old one.
+        tracing::info!(user_id = %user.id, "login refused: the password changed meanwhile");
+        return Err(invalid_credentials());
+    }
     let access = ctx.jwt.issue(user.id, session_id)?;
     metrics::counter!("auth_logins_total", "outcome" => "success").increment(1);
     tracing::info!(user_id = %user.id, session_id = %session_id, "logged in");
@@ -120,6 +196,49 @@ pub async fn login(
         access,
         refresh: refresh.text,
     })
+}
+
+fn invalid_credentials() -> ServiceError {
+    metrics::counter!("auth_logins_total", "outcome" => "invalid_credentials").increment(1);
+    ServiceError::InvalidCredentials
+}
+
+/// Replaces a hash made with older Argon2 parameters by one with the
+/// current ones, unless the password changed meanwhile. Best effort: the
+/// login goes on whatever happens here, and the next one tries again.
+async fn rehash(ctx: &AppContext, user: &UserRecord, password: &str) {
+    let result = async {
+        let hash = ctx.hasher.hash(password).await?;
+        let client = db(&ctx.db).await?;
+        Ok::<_, ServiceError>(
+            users::rehash_password(&client, user.id, user.password_version, &hash).await?,
+        )
+    }
+    .await;
+    match result {
+        Ok(true) => {
+            metrics::counter!("auth_password_rehashes_total").increment(1);
+            tracing::info!(user_id = %user.id, "password re-hashed with the current parameters");
+        }
+        Ok(false) => {}
+        Err(error) => {
+            tracing::warn!(user_id = %user.id, error = %error, "re-hashing the password failed; will retry at the next login");
+        }
+    }
+}
+
+/// Per-address limits (registrations, emails requested) count per hour.
+pub(crate) const ADDRESS_LIMIT_WINDOW: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// A refusal by the abuse limit `limit`, counted in
+/// `rate_limit_refusals_total{limit}`.
+pub(crate) fn refused_by(limit: &'static str) -> impl FnOnce(Limited) -> ServiceError {
+    move |limited| {
+        metrics::counter!("rate_limit_refusals_total", "limit" => limit).increment(1);
+        ServiceError::RateLimited {
+            retry_after_seconds: limited.retry_after.as_secs().max(1),
+        }
+    }
 }
 
 fn rate_limited(limited: Limited) -> ServiceError {
@@ -298,9 +417,8 @@ pub(crate) async fn hash_new_password(
     raw: String,
 ) -> Result<String, ServiceError> {
     let context = [user.email.as_str(), user.full_name.as_deref().unwrap_or("")];
-    let password = ctx
-        .password_policy
-        .check(raw, &context)
+    let password = check_new_password(ctx, raw, &context)
+        .await?
         .map_err(|message| ServiceError::invalid("new_password", message))?;
     Ok(ctx.hasher.hash(password.expose()).await?)
 }
@@ -390,6 +508,13 @@ fn login_limits(ctx: &AppContext) -> LoginLimits {
 
 fn refresh_ttl_seconds(ctx: &AppContext) -> i64 {
     ctx.config.refresh_token_ttl.as_secs() as i64
+}
+
+fn lifetimes(ctx: &AppContext) -> Lifetimes {
+    Lifetimes {
+        refresh_seconds: refresh_ttl_seconds(ctx),
+        session_max_seconds: ctx.config.session_max_lifetime.as_secs() as i64,
+    }
 }
 
 /// Kept for display in the sessions list: no control characters, bounded.

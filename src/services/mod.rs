@@ -5,6 +5,8 @@
 pub mod auth;
 pub mod jobs;
 pub mod password_reset;
+pub mod retention;
+pub mod seams;
 pub mod sessions;
 pub mod users;
 
@@ -37,6 +39,9 @@ pub enum ServiceError {
     Unauthenticated,
     #[error("not found")]
     NotFound,
+    /// The password hasher's queue is full; come back shortly.
+    #[error("too busy to check a password now")]
+    Overloaded,
     /// A store the request cannot do without did not answer; fail closed.
     #[error("{dependency} unavailable")]
     Unavailable {
@@ -51,6 +56,19 @@ pub enum ServiceError {
 impl ServiceError {
     pub fn invalid(field: &str, message: impl Into<String>) -> Self {
         ServiceError::Invalid(vec![FieldError::new(field, message)])
+    }
+}
+
+impl From<crate::security::password::HashError> for ServiceError {
+    fn from(error: crate::security::password::HashError) -> Self {
+        use crate::security::password::HashError;
+        match error {
+            HashError::Busy => {
+                metrics::counter!("password_hasher_rejections_total").increment(1);
+                ServiceError::Overloaded
+            }
+            HashError::Failed(error) => ServiceError::Internal(error),
+        }
     }
 }
 

@@ -3,6 +3,8 @@
 //! the 202; the worker makes the token and sends the link; the confirm
 //! spends the token and sets the password.
 
+use std::net::IpAddr;
+
 use super::{ServiceError, auth, db, jobs};
 use crate::app::AppContext;
 use crate::domain::Email;
@@ -16,8 +18,18 @@ use crate::security::tokens::{hash_token, looks_like_token};
 pub async fn request(
     ctx: &AppContext,
     email: Email,
+    client_address: IpAddr,
     correlation_id: &str,
 ) -> Result<(), ServiceError> {
+    ctx.limiter
+        .reserve_address(
+            "email_requests",
+            client_address,
+            ctx.config.email_requests_max_per_address,
+            auth::ADDRESS_LIMIT_WINDOW,
+        )
+        .await?
+        .map_err(auth::refused_by("email_requests_per_address"))?;
     if let Err(limited) = ctx
         .limiter
         .reserve_reset(
@@ -27,9 +39,7 @@ pub async fn request(
         )
         .await?
     {
-        return Err(ServiceError::RateLimited {
-            retry_after_seconds: limited.retry_after.as_secs().max(1),
-        });
+        return Err(auth::refused_by("reset_per_email")(limited));
     }
     let mut client = db(&ctx.db).await?;
     let transaction = client.transaction().await?;

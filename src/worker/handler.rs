@@ -119,27 +119,32 @@ async fn run(
     };
     let text = match kind {
         JobKind::PasswordResetLink => {
-            let token = OpaqueToken::for_reset_job(
-                ctx.config.jwt_secret.expose().as_bytes(),
-                message.job_id,
-            );
+            // Random, stored only as its hash: nothing in logs, messages or
+            // the email's headers is enough to rebuild it (CONTRACT.md,
+            // "Signing keys and JWKS").
+            let token = OpaqueToken::generate();
             let ttl = ctx.config.password_reset_ttl;
             let mut writer = ctx.db.get().await?;
             let tokens = writer.transaction().await?;
             password_resets::lock_user_tokens(&tokens, user.id).await?;
-            // Stored again only if new: a job handled twice keeps its token,
-            // and does not supersede a newer request's.
-            if password_resets::insert_token(
+            let live = password_resets::store_job_token(
                 &tokens,
                 message.job_id,
                 user.id,
                 &token.hash,
                 ttl.as_secs() as i64,
             )
-            .await?
-            {
-                password_resets::supersede_other_tokens(&tokens, user.id, &token.hash).await?;
+            .await?;
+            if !live {
+                // Its link was used or superseded by a newer request: the
+                // email went out before, and a new link now would outlive it.
+                tokens.commit().await?;
+                processed_jobs::mark_processed(&ledger, message.job_id, queue, "skipped").await?;
+                ledger.commit().await?;
+                tracing::info!(job_id = %message.job_id, "the reset link was used or superseded; nothing to send");
+                return Ok(Outcome::Skipped);
             }
+            password_resets::supersede_other_tokens(&tokens, user.id, &token.hash).await?;
             tokens.commit().await?;
             emails::reset_link(&ctx.config.public_url, &token.text, ttl)
         }

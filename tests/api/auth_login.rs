@@ -344,7 +344,7 @@ async fn login_fails_closed_when_redis_is_unreachable() {
         vars.insert("REDIS_URL".into(), format!("redis://127.0.0.1:{port}"));
     })
     .await;
-    let user = app.register_user().await;
+    let user = app.insert_user_with_old_hash().await;
 
     let response = app.login(&user.email, &user.password).await;
 

@@ -151,7 +151,7 @@ async fn protected_routes_fail_closed_when_redis_is_unreachable() {
         vars.insert("REDIS_URL".into(), format!("redis://127.0.0.1:{port}"));
     })
     .await;
-    let user = app.register_user().await;
+    let user = app.insert_user_with_old_hash().await;
     let token = sign(
         &app,
         &claims_for(&user.id, 600),

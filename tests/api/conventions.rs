@@ -130,3 +130,33 @@ async fn a_malformed_request_line_does_not_hurt_the_server() {
 
     assert_eq!(app.get("/healthz").await.status(), 200);
 }
+
+#[tokio::test]
+async fn a_json_array_is_not_an_object_and_gets_a_422() {
+    let app = spawn_app().await;
+    let user = app.register_user().await;
+    let tokens = app.login_user(&user).await;
+    let email = app.unique_email();
+
+    let register = app
+        .post_json(
+            "/api/v1/auth/register",
+            &serde_json::json!([email, STRONG_PASSWORD, null]),
+        )
+        .await;
+    let login = app
+        .post_json(
+            "/api/v1/auth/login",
+            &serde_json::json!([user.email, user.password]),
+        )
+        .await;
+    let patch = app
+        .patch_me(&tokens.access, &serde_json::json!([null]))
+        .await;
+
+    for response in [register, login, patch] {
+        assert_problem(response, 422, "validation-error").await;
+    }
+    let me = json_body(app.me(&tokens.access).await).await;
+    assert_eq!(me["email"], user.email);
+}

@@ -421,6 +421,53 @@ impl TestApp {
         .await
     }
 
+    /// A user made straight in the database (no request, so no Redis),
+    /// its password hashed with cheaper Argon2 parameters than the app's.
+    pub async fn insert_user_with_old_hash(&self) -> TestUser {
+        use argon2::password_hash::PasswordHasher as _;
+        let argon2 = argon2::Argon2::new(
+            argon2::Algorithm::Argon2id,
+            argon2::Version::V0x13,
+            argon2::Params::new(8192, 1, 1, None).unwrap(),
+        );
+        let hash = argon2
+            .hash_password(STRONG_PASSWORD.as_bytes())
+            .unwrap()
+            .to_string();
+        let id = uuid::Uuid::new_v4();
+        let email = self.unique_email();
+        let db = self.database().await;
+        // The app migrates its database as it starts.
+        for _ in 0..100 {
+            let inserted = db
+                .execute(
+                    "INSERT INTO users (id, email, password_hash) VALUES ($1, $2, $3)",
+                    &[&id, &email, &hash],
+                )
+                .await;
+            if inserted.is_ok() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        TestUser {
+            id: id.to_string(),
+            email,
+            password: STRONG_PASSWORD.to_owned(),
+        }
+    }
+
+    /// The stored password hash of `user`.
+    pub async fn password_hash_of(&self, user: &TestUser) -> String {
+        let id = uuid::Uuid::parse_str(&user.id).unwrap();
+        self.database()
+            .await
+            .query_one("SELECT password_hash FROM users WHERE id = $1", &[&id])
+            .await
+            .unwrap()
+            .get(0)
+    }
+
     /// Users made straight in the database, sharing one password hash:
     /// many users without an Argon2 run each.
     pub async fn insert_users(&self, template: &TestUser, count: usize) -> Vec<TestUser> {

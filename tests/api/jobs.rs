@@ -55,6 +55,11 @@ async fn wait_for_depth(channel: &Channel, queue: &str, expected: u32) {
     panic!("{queue} never reached {expected} messages");
 }
 
+/// These tests ask for hundreds of links from one address.
+fn many_requests_per_address(vars: &mut std::collections::HashMap<String, String>) {
+    vars.insert("EMAIL_REQUESTS_MAX_PER_ADDRESS".into(), "100000".into());
+}
+
 async fn request_resets(app: &TestApp, users: &[TestUser]) {
     for chunk in users.chunks(25) {
         let requests = chunk.iter().map(|u| app.request_reset(&u.email));
@@ -118,6 +123,7 @@ async fn jobs_accepted_while_the_broker_is_away_are_all_sent_once_it_is_back() {
     let proxy = TcpProxy::start(broker_address()).await;
     let port = proxy.port;
     let app = spawn_app_with(|vars| {
+        many_requests_per_address(vars);
         vars.insert(
             "AMQP_URL".into(),
             format!("amqp://guest:guest@127.0.0.1:{port}/%2f"),
@@ -181,7 +187,7 @@ fn start_worker_process(app: &TestApp) -> Child {
 
 #[tokio::test]
 async fn a_worker_killed_mid_batch_loses_nothing_and_sends_nothing_twice() {
-    let app = spawn_app().await;
+    let app = spawn_app_with(many_requests_per_address).await;
     let template = app.register_user().await;
     let users = app.insert_users(&template, 300).await;
     let mut worker = start_worker_process(&app);
@@ -205,7 +211,7 @@ async fn a_worker_killed_mid_batch_loses_nothing_and_sends_nothing_twice() {
 
 #[tokio::test]
 async fn a_job_that_always_fails_ends_in_the_dead_letter_queue_with_its_error() {
-    let app = spawn_app().await;
+    let app = spawn_app_with(many_requests_per_address).await;
     let closed = closed_port();
     let worker = app
         .spawn_worker_with(|vars| {
@@ -291,7 +297,7 @@ async fn publish(
 
 #[tokio::test]
 async fn a_job_delivered_twice_sends_one_email() {
-    let app = spawn_app().await;
+    let app = spawn_app_with(many_requests_per_address).await;
     let worker = app.spawn_worker().await;
     let user = app.register_user().await;
     app.wait_until_ready().await;
@@ -358,7 +364,7 @@ async fn a_job_delivered_twice_sends_one_email() {
 
 #[tokio::test]
 async fn a_malformed_message_goes_straight_to_the_dead_letter_queue() {
-    let app = spawn_app().await;
+    let app = spawn_app_with(many_requests_per_address).await;
     let _worker = app.spawn_worker().await;
     app.wait_until_ready().await;
     let (_connection, channel) = channel().await;
@@ -383,7 +389,7 @@ async fn a_malformed_message_goes_straight_to_the_dead_letter_queue() {
 
 #[tokio::test]
 async fn the_worker_drains_its_jobs_when_asked_to_stop() {
-    let app = spawn_app().await;
+    let app = spawn_app_with(many_requests_per_address).await;
     let template = app.register_user().await;
     let users = app.insert_users(&template, 30).await;
     let mut worker = app.spawn_worker().await;

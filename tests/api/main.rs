@@ -11,6 +11,7 @@ mod auth_register;
 mod auth_tokens;
 mod conventions;
 mod docs;
+mod hardening;
 mod health;
 mod helpers;
 mod jobs;

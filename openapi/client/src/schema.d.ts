@@ -265,7 +265,10 @@ export interface components {
             username: string;
         };
         LoginRequest: {
-            /** @example ada@example.com */
+            /**
+             * Format: email
+             * @example ada@example.com
+             */
             email: string;
             /** @example correct horse battery staple */
             password: string;
@@ -276,7 +279,10 @@ export interface components {
             token: string;
         };
         PasswordResetRequest: {
-            /** @example ada@example.com */
+            /**
+             * Format: email
+             * @example ada@example.com
+             */
             email: string;
         };
         /** @description The problem document, for the OpenAPI description. */
@@ -302,7 +308,10 @@ export interface components {
             status: string;
         };
         RegisterRequest: {
-            /** @example ada@example.com */
+            /**
+             * Format: email
+             * @example ada@example.com
+             */
             email: string;
             /** @example Ada Lovelace */
             full_name?: string | null;
@@ -345,7 +354,10 @@ export interface components {
         UserResponse: {
             /** Format: date-time */
             created_at: string;
-            /** @example ada@example.com */
+            /**
+             * Format: email
+             * @example ada@example.com
+             */
             email: string;
             /** @example Ada Lovelace */
             full_name?: string | null;
@@ -404,6 +416,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDocument"];
                 };
             };
+            /** @description A login form posted from another site (login CSRF) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDocument"];
+                };
+            };
             /** @description Neither JSON nor a form */
             415: {
                 headers: {
@@ -424,6 +445,15 @@ export interface operations {
             };
             /** @description Too many failed attempts; see Retry-After */
             429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDocument"];
+                };
+            };
+            /** @description Too many password checks waiting, or a backing service is unavailable; see Retry-After */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -552,6 +582,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDocument"];
                 };
             };
+            /** @description Too many password checks waiting, or a backing service is unavailable; see Retry-After */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDocument"];
+                };
+            };
         };
     };
     request: {
@@ -603,7 +642,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDocument"];
                 };
             };
-            /** @description Too many requests for this email; see Retry-After */
+            /** @description Too many requests for this email or from this address; see Retry-After */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -705,6 +744,24 @@ export interface operations {
             };
             /** @description Invalid email, password or name */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDocument"];
+                };
+            };
+            /** @description Too many registrations from this address; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDocument"];
+                };
+            };
+            /** @description Too many password checks waiting, or a backing service is unavailable; see Retry-After */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -850,6 +907,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDocument"];
                 };
             };
+            /** @description The body is not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDocument"];
+                };
+            };
             /** @description The new password is too weak */
             422: {
                 headers: {
@@ -861,6 +927,15 @@ export interface operations {
             };
             /** @description Too many wrong current passwords; see Retry-After */
             429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDocument"];
+                };
+            };
+            /** @description Too many password checks waiting, or a backing service is unavailable; see Retry-After */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };

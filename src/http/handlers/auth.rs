@@ -7,7 +7,7 @@ use utoipa::ToSchema;
 use super::users::UserResponse;
 use crate::app::AppState;
 use crate::config::Config;
-use crate::domain::{Email, FieldError, FullName};
+use crate::domain::FieldError;
 use crate::http::extract::{self, BodyKind};
 use crate::http::layers::auth::AuthenticatedUser;
 use crate::http::layers::correlation_id::CorrelationId;
@@ -23,7 +23,7 @@ const COOKIE_PATH: &str = "/api/v1/auth";
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterRequest {
-    #[schema(example = "ada@example.com", max_length = 254)]
+    #[schema(example = "ada@example.com", max_length = 254, format = Email)]
     pub email: String,
     /// 12 to 128 characters, hard to guess.
     #[schema(
@@ -41,7 +41,7 @@ pub struct RegisterRequest {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginRequest {
-    #[schema(example = "ada@example.com")]
+    #[schema(example = "ada@example.com", format = Email)]
     pub email: String,
     #[schema(example = "correct horse battery staple")]
     pub password: String,
@@ -80,36 +80,19 @@ pub struct TokenResponse {
         (status = 413, description = "The body is over 64 KiB", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 415, description = "The body is not JSON", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 422, description = "Invalid email, password or name", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 429, description = "Too many registrations from this address; see Retry-After", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 503, description = "Too many password checks waiting, or a backing service is unavailable; see Retry-After", body = ProblemDocument, content_type = "application/problem+json"),
     )
 )]
 pub async fn register(state: AppState, request: Request) -> Result<Response, ApiError> {
+    let address = extract::client_ip(&request, &state.config.trusted_proxies);
     let body: RegisterRequest = extract::json(request).await?;
-    let mut errors = Vec::new();
-    let email = Email::parse(&body.email)
-        .map_err(|m| errors.push(FieldError::new("email", m)))
-        .ok();
-    let full_name = match body.full_name.as_deref() {
-        None => None,
-        Some(raw) => FullName::parse(raw)
-            .map_err(|m| errors.push(FieldError::new("full_name", m)))
-            .ok(),
+    let form = auth::Registration {
+        email: body.email,
+        password: body.password,
+        full_name: body.full_name,
     };
-    let context = [
-        email.as_ref().map_or(body.email.as_str(), Email::as_str),
-        full_name.as_ref().map_or("", FullName::as_str),
-    ];
-    let password = state
-        .password_policy
-        .check(body.password, &context)
-        .map_err(|m| errors.push(FieldError::new("password", m)))
-        .ok();
-    let (Some(email), Some(password)) = (email, password) else {
-        return Err(ApiError::validation(errors));
-    };
-    if !errors.is_empty() {
-        return Err(ApiError::validation(errors));
-    }
-    let user = auth::register(&state, email, password, full_name).await?;
+    let user = auth::register(&state, address, form).await?;
     json(StatusCode::CREATED, &UserResponse::from(user))
 }
 
@@ -130,13 +113,23 @@ pub async fn register(state: AppState, request: Request) -> Result<Response, Api
         (status = 401, description = "Wrong email or password", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 415, description = "Neither JSON nor a form", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 422, description = "A field is missing or of the wrong type", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 403, description = "A login form posted from another site (login CSRF)", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 429, description = "Too many failed attempts; see Retry-After", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 503, description = "Too many password checks waiting, or a backing service is unavailable; see Retry-After", body = ProblemDocument, content_type = "application/problem+json"),
     )
 )]
 pub async fn login(state: AppState, request: Request) -> Result<Response, ApiError> {
     let address = extract::client_ip(&request, &state.config.trusted_proxies);
     let user_agent = extract::user_agent(&request).map(str::to_owned);
     let kind = extract::body_kind(request.headers(), true)?;
+    if kind == BodyKind::Form && is_cross_site(&request, &state.config.public_url) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "cross-site-login",
+            "Forbidden",
+            "a login form may only be posted from this service's own pages",
+        ));
+    }
     let bytes = extract::read_body(request.into_body()).await?;
     let (email, password) = match kind {
         BodyKind::Json => {
@@ -147,6 +140,49 @@ pub async fn login(state: AppState, request: Request) -> Result<Response, ApiErr
     };
     let tokens = auth::login(&state, &email, &password, address, user_agent.as_deref()).await?;
     token_response(&state.config, tokens)
+}
+
+/// Login CSRF (CONTRACT.md, "Abuse limits and retention"): a form can be
+/// posted by any site's page, and the cookie it sets would log the victim
+/// into the attacker's account. Browsers say where a request comes from;
+/// clients without those headers (curl, servers) are not browsers.
+fn is_cross_site(request: &Request, public_url: &str) -> bool {
+    let headers = request.headers();
+    if let Some(site) = headers.get("sec-fetch-site")
+        && matches!(site.as_bytes(), b"cross-site" | b"same-site")
+    {
+        return true;
+    }
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return false;
+    };
+    let Ok(origin) = origin.to_str() else {
+        return true;
+    };
+    if origin == origin_of(public_url) {
+        return false;
+    }
+    // The API's own origin: its pages (Swagger UI) post from there.
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| request.uri().authority().map(|a| a.as_str()));
+    let own = host.is_some_and(|host| {
+        origin
+            .strip_prefix("https://")
+            .or_else(|| origin.strip_prefix("http://"))
+            .is_some_and(|rest| rest.eq_ignore_ascii_case(host))
+    });
+    !own
+}
+
+/// `scheme://host[:port]` of an absolute URL.
+fn origin_of(url: &str) -> &str {
+    let after_scheme = url.find("://").map_or(0, |i| i + 3);
+    match url[after_scheme..].find('/') {
+        Some(end) => &url[..after_scheme + end],
+        None => url,
+    }
 }
 
 fn form_credentials(bytes: &[u8]) -> Result<(String, String), ApiError> {
@@ -264,4 +300,22 @@ fn refresh_cookie(config: &Config, token: &str, max_age: u64) -> HeaderValue {
         "{REFRESH_COOKIE}={token}; HttpOnly{secure}; SameSite=Strict; Path={COOKIE_PATH}; Max-Age={max_age}"
     );
     HeaderValue::from_str(&cookie).expect("a token is URL-safe base64")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_origin_of_a_url_is_its_scheme_host_and_port() {
+        assert_eq!(
+            origin_of("https://app.example.com"),
+            "https://app.example.com"
+        );
+        assert_eq!(
+            origin_of("https://app.example.com:8443/account/"),
+            "https://app.example.com:8443"
+        );
+        assert_eq!(origin_of("http://localhost:8000"), "http://localhost:8000");
+    }
 }

@@ -14,7 +14,7 @@ use crate::services::password_reset;
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PasswordResetRequest {
-    #[schema(example = "ada@example.com")]
+    #[schema(example = "ada@example.com", format = Email)]
     pub email: String,
 }
 
@@ -50,14 +50,15 @@ const ACCEPTED: Accepted = Accepted {
         (status = 400, description = "The body is not JSON", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 415, description = "The body is not JSON", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 422, description = "Malformed email", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 429, description = "Too many requests for this email; see Retry-After", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 429, description = "Too many requests for this email or from this address; see Retry-After", body = ProblemDocument, content_type = "application/problem+json"),
     )
 )]
 pub async fn request(state: AppState, request: Request) -> Result<Response, ApiError> {
     let correlation_id = CorrelationId::of(&request);
+    let address = extract::client_ip(&request, &state.config.trusted_proxies);
     let body: PasswordResetRequest = extract::json(request).await?;
     let email = password_reset::parse_email(&body.email)?;
-    password_reset::request(&state, email, correlation_id.as_str()).await?;
+    password_reset::request(&state, email, address, correlation_id.as_str()).await?;
     json(StatusCode::ACCEPTED, &ACCEPTED)
 }
 
@@ -72,6 +73,7 @@ pub async fn request(state: AppState, request: Request) -> Result<Response, ApiE
         (status = 400, description = "Unknown, used, superseded or expired token, or a body that is not JSON", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 415, description = "The body is not JSON", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 422, description = "The new password is too weak (the token is not spent)", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 503, description = "Too many password checks waiting, or a backing service is unavailable; see Retry-After", body = ProblemDocument, content_type = "application/problem+json"),
     )
 )]
 pub async fn confirm(state: AppState, request: Request) -> Result<Response, ApiError> {

@@ -21,7 +21,7 @@ use crate::services::{self, ServiceError};
 #[derive(Debug, Serialize, ToSchema)]
 pub struct UserResponse {
     pub id: Uuid,
-    #[schema(example = "ada@example.com")]
+    #[schema(example = "ada@example.com", format = Email)]
     pub email: String,
     #[schema(example = "Ada Lovelace")]
     pub full_name: Option<String>,
@@ -138,8 +138,10 @@ pub async fn update_me(state: AppState, request: Request) -> Result<Response, Ap
         (status = 204, description = "Changed"),
         (status = 400, description = "The current password is wrong, or the body is not JSON", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 401, description = "No valid access token", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not JSON", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 422, description = "The new password is too weak", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 429, description = "Too many wrong current passwords; see Retry-After", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 503, description = "Too many password checks waiting, or a backing service is unavailable; see Retry-After", body = ProblemDocument, content_type = "application/problem+json"),
     )
 )]
 pub async fn change_password(state: AppState, request: Request) -> Result<Response, ApiError> {

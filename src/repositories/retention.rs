@@ -1,0 +1,87 @@
+//! The retention purge (CONTRACT.md, "Abuse limits and retention"): rows
+//! that no rule needs any more are deleted once older than the retention.
+//! Each statement deletes a bounded batch, so a large backlog never holds
+//! long locks; the caller repeats until a batch comes back short.
+
+use deadpool_postgres::GenericClient;
+
+/// What one statement may delete at once.
+pub const BATCH: i64 = 1000;
+
+/// Takes the purge lock for this connection's session; false when another
+/// process (an api replica) is purging right now. Each batch commits on
+/// its own, so the lock is a session lock, given back by [`unlock`].
+pub async fn try_lock(client: &impl GenericClient) -> Result<bool, tokio_postgres::Error> {
+    // The two-key form, in a key space of its own (see password_resets).
+    const SQL: &str = "SELECT pg_try_advisory_lock(8, 0)";
+    let statement = client.prepare_cached(SQL).await?;
+    Ok(client.query_one(&statement, &[]).await?.get(0))
+}
+
+pub async fn unlock(client: &impl GenericClient) -> Result<(), tokio_postgres::Error> {
+    const SQL: &str = "SELECT pg_advisory_unlock(8, 0)";
+    let statement = client.prepare_cached(SQL).await?;
+    client.query_one(&statement, &[]).await?;
+    Ok(())
+}
+
+/// The purge statements, one per kind of row, each taking the retention in
+/// seconds and the batch size. The order matters only for speed: requests
+/// go after their tokens.
+pub const STATEMENTS: [(&str, &str); 6] = [
+    (
+        // Ended sessions (revoked, or expired) take their refresh tokens
+        // along (ON DELETE CASCADE). A live session's used tokens stay until
+        // their own expiry, so reuse detection keeps working all its life.
+        "sessions",
+        "DELETE FROM sessions WHERE id IN (SELECT id FROM sessions \
+           WHERE coalesce(revoked_at, expires_at) < now() - $1::bigint * interval '1 second' \
+           LIMIT $2)",
+    ),
+    (
+        "refresh_tokens",
+        "DELETE FROM refresh_tokens WHERE token_hash IN (SELECT token_hash FROM refresh_tokens \
+           WHERE expires_at < now() - $1::bigint * interval '1 second' LIMIT $2)",
+    ),
+    (
+        // Used, superseded or expired reset tokens.
+        "password_reset_tokens",
+        "DELETE FROM password_reset_tokens WHERE token_hash IN ( \
+           SELECT token_hash FROM password_reset_tokens \
+           WHERE least(expires_at, used_at, superseded_at) < now() - $1::bigint * interval '1 second' \
+           LIMIT $2)",
+    ),
+    (
+        // Old requests, unless a token of theirs is still kept.
+        "password_reset_requests",
+        "DELETE FROM password_reset_requests WHERE id IN (SELECT r.id FROM password_reset_requests r \
+           WHERE r.requested_at < now() - $1::bigint * interval '1 second' \
+             AND NOT EXISTS (SELECT 1 FROM password_reset_tokens t WHERE t.request_id = r.id) \
+           LIMIT $2)",
+    ),
+    (
+        // A job id is needed only while the broker may still deliver the
+        // job; the retention is far longer than any retry.
+        "processed_jobs",
+        "DELETE FROM processed_jobs WHERE job_id IN (SELECT job_id FROM processed_jobs \
+           WHERE processed_at < now() - $1::bigint * interval '1 second' LIMIT $2)",
+    ),
+    (
+        // Published jobs, kept for inspection until the retention passes.
+        "outbox",
+        "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox \
+           WHERE published_at < now() - $1::bigint * interval '1 second' LIMIT $2)",
+    ),
+];
+
+/// Runs one purge statement once; the number of rows deleted.
+pub async fn purge_batch(
+    client: &impl GenericClient,
+    sql: &str,
+    retention_seconds: i64,
+) -> Result<u64, tokio_postgres::Error> {
+    let statement = client.prepare_cached(sql).await?;
+    client
+        .execute(&statement, &[&retention_seconds, &BATCH])
+        .await
+}
