@@ -93,6 +93,16 @@ fn an_unsafe_jwt_secret_stops_the_process_with_exit_code_2() {
 }
 
 #[test]
+fn the_published_example_secret_stops_the_process_outside_development() {
+    let mut vars = valid_vars();
+    vars.insert(
+        "JWT_SECRET".into(),
+        portcullis::config::EXAMPLE_JWT_SECRET.into(),
+    );
+    assert_config_error(vars, "JWT_SECRET");
+}
+
+#[test]
 fn a_malformed_value_stops_the_process_with_exit_code_2() {
     let mut vars = valid_vars();
     vars.insert("ACCESS_TOKEN_TTL_SECONDS".into(), "fifteen minutes".into());
