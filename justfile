@@ -142,8 +142,11 @@ ts-client-test:
     psql "$admin" -q -c "CREATE DATABASE $database"
     port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
     log=$(mktemp)
+    keys=$(mktemp -d)
+    ../../target/debug/portcullis keys generate --out "$keys/signing.pem" > /dev/null
     env -i PATH="$PATH" HOME="$HOME" \
         DATABASE_URL="${admin%/*}/$database" \
+        JWT_SIGNING_KEYS="$keys/signing.pem" \
         REDIS_URL="${TEST_REDIS_URL:-redis://127.0.0.1:6379}" \
         AMQP_URL="${TEST_AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/%2f}" \
         JWT_SECRET="ts-client-test-secret-0123456789abcdef" \
@@ -151,7 +154,7 @@ ts-client-test:
         API_ADDR="127.0.0.1:$port" COOKIE_SECURE=false \
         ../../target/debug/portcullis api > "$log" 2>&1 &
     api=$!
-    trap 'kill $api 2>/dev/null || true; wait $api 2>/dev/null || true; psql "$admin" -q -c "DROP DATABASE IF EXISTS $database WITH (FORCE)"; rm -f "$generated" "$log"' EXIT
+    trap 'kill $api 2>/dev/null || true; wait $api 2>/dev/null || true; psql "$admin" -q -c "DROP DATABASE IF EXISTS $database WITH (FORCE)"; rm -rf "$generated" "$log" "$keys"' EXIT
     for _ in $(seq 100); do
         curl -sf "http://127.0.0.1:$port/healthz" > /dev/null && break
         kill -0 $api 2>/dev/null || { cat "$log"; exit 1; }
@@ -163,8 +166,23 @@ ts-client-test:
 openapi:
     cargo run --quiet --locked -- openapi > openapi/openapi.json
 
+# A development signing key in keys/ (git-ignored) when there is none.
+dev-key:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    [ -f keys/signing.pem ] && exit 0
+    mkdir -p keys
+    if command -v openssl >/dev/null 2>&1; then
+        (umask 077 && openssl genpkey -algorithm ed25519 -out keys/signing.pem)
+    else
+        cargo run --quiet --locked -- keys generate --out keys/signing.pem > /dev/null
+    fi
+    # Readable by the containers' user under `just up`; a development key only.
+    chmod 644 keys/signing.pem
+    echo "created keys/signing.pem (a development signing key)"
+
 # Migrate, then run the api and the worker natively against the services in .env; Ctrl-C stops both.
-run:
+run: dev-key
     #!/usr/bin/env bash
     set -euo pipefail
     [ -f .env ] || { cp .env.example .env; echo "created .env from .env.example"; }
@@ -177,7 +195,7 @@ run:
     ./target/debug/portcullis api
 
 # The full stack in Docker Compose (creates .env from .env.example when missing).
-up:
+up: dev-key
     [ -f .env ] || cp .env.example .env
     docker compose up --build --detach
     @echo "API: http://localhost:8000/docs"

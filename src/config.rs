@@ -9,7 +9,11 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use ipnet::IpNet;
+
+use crate::security::keys::{KeySet, SigningAlgorithm};
 
 /// The smallest HS256 secret we accept (RFC 7518 section 3.2: a key of the
 /// same size as the hash output).
@@ -86,6 +90,10 @@ pub struct Config {
     pub redis_key_prefix: String,
     pub migrate_on_start: bool,
     pub jwt_secret: Secret,
+    pub jwt_algorithm: SigningAlgorithm,
+    /// The keys of `JWT_SIGNING_KEYS` (or the HS256 secret), loaded and
+    /// checked at start.
+    pub jwt_keys: Arc<KeySet>,
     pub jwt_issuer: String,
     pub jwt_audience: String,
     pub access_token_ttl: Duration,
@@ -191,6 +199,13 @@ impl Config {
                 ),
             ));
         }
+        let jwt_algorithm = match env.optional("JWT_ALGORITHM") {
+            None => SigningAlgorithm::EdDsa,
+            Some(name) => SigningAlgorithm::parse(name).ok_or_else(|| {
+                ConfigError::new("JWT_ALGORITHM", "must be `EdDSA`, `ES256` or `HS256`")
+            })?,
+        };
+        let jwt_keys = Arc::new(load_keys(&env, jwt_algorithm, jwt_secret, app_env)?);
         let public_url = env
             .optional("PUBLIC_URL")
             .unwrap_or("http://localhost:8000")
@@ -237,6 +252,8 @@ impl Config {
             redis_key_prefix: env.name_prefix("REDIS_KEY_PREFIX")?,
             migrate_on_start: env.boolean("MIGRATE_ON_START", true)?,
             jwt_secret: Secret::new(jwt_secret),
+            jwt_algorithm,
+            jwt_keys,
             jwt_issuer: env
                 .optional("JWT_ISSUER")
                 .unwrap_or("portcullis")
@@ -298,6 +315,51 @@ impl Config {
             log_filter: env.optional("RUST_LOG").unwrap_or("info").to_owned(),
         })
     }
+}
+
+/// The signing keys: the files of `JWT_SIGNING_KEYS`, or under HS256 the
+/// secret. A key file inside a Git checkout is refused outside development.
+fn load_keys(
+    env: &Vars,
+    algorithm: SigningAlgorithm,
+    secret: &str,
+    app_env: AppEnv,
+) -> Result<KeySet, ConfigError> {
+    const VAR: &str = "JWT_SIGNING_KEYS";
+    if algorithm == SigningAlgorithm::Hs256 {
+        return Ok(KeySet::hs256(secret.as_bytes()));
+    }
+    let paths: Vec<PathBuf> = env
+        .optional(VAR)
+        .unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(PathBuf::from)
+        .collect();
+    if paths.is_empty() {
+        return Err(ConfigError::new(
+            VAR,
+            format!(
+                "is required with JWT_ALGORITHM={}: create a key with `portcullis keys generate --out keys/signing.pem`",
+                algorithm.as_str()
+            ),
+        ));
+    }
+    if app_env != AppEnv::Development
+        && let Some(path) = paths
+            .iter()
+            .find(|p| crate::security::keys::inside_a_repository(p))
+    {
+        return Err(ConfigError::new(
+            VAR,
+            format!(
+                "file {} lies inside a Git checkout; keep production keys out of the repository (or set APP_ENV=development)",
+                path.display()
+            ),
+        ));
+    }
+    KeySet::load(algorithm, &paths).map_err(|e| ConfigError::new(VAR, format!("file {e}")))
 }
 
 fn parse_mail_from(value: &str) -> Result<String, ConfigError> {
@@ -483,6 +545,7 @@ mod tests {
             ("REDIS_URL", "redis://127.0.0.1:6379"),
             ("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2f"),
             ("JWT_SECRET", "0123456789abcdef0123456789abcdef"),
+            ("JWT_ALGORITHM", "HS256"),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
@@ -545,6 +608,73 @@ mod tests {
             example.contains(&format!("JWT_SECRET={EXAMPLE_JWT_SECRET}\n")),
             ".env.example must publish the secret this check refuses"
         );
+    }
+
+    #[test]
+    fn signing_keys_are_required_loaded_and_checked() {
+        let mut v = vars(&[]);
+        v.remove("JWT_ALGORITHM");
+        assert_eq!(
+            Config::from_vars(v.clone()).unwrap_err().variable,
+            "JWT_SIGNING_KEYS"
+        );
+
+        let dir = std::env::temp_dir().join(format!("portcullis-keys-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("config-test.pem");
+        let _ = std::fs::remove_file(&path);
+        let (pem, kid) = crate::security::keys::generate(SigningAlgorithm::EdDsa).unwrap();
+        crate::security::keys::write_private_key(&path, &pem).unwrap();
+        v.insert("JWT_SIGNING_KEYS".into(), path.display().to_string());
+        let config = Config::from_vars(v.clone()).unwrap();
+        assert_eq!(config.jwt_algorithm, SigningAlgorithm::EdDsa);
+        assert_eq!(config.jwt_keys.kids(), vec![kid.as_str()]);
+
+        v.insert(
+            "JWT_SIGNING_KEYS".into(),
+            dir.join("missing.pem").display().to_string(),
+        );
+        let err = Config::from_vars(v.clone()).unwrap_err();
+        assert_eq!(err.variable, "JWT_SIGNING_KEYS");
+        assert!(err.problem.contains("missing.pem"), "{err}");
+
+        v.insert("JWT_SIGNING_KEYS".into(), path.display().to_string());
+        v.insert("JWT_ALGORITHM".into(), "ES256".into());
+        assert_eq!(
+            Config::from_vars(v.clone()).unwrap_err().variable,
+            "JWT_SIGNING_KEYS"
+        );
+        v.insert("JWT_ALGORITHM".into(), "RS256".into());
+        assert_eq!(Config::from_vars(v).unwrap_err().variable, "JWT_ALGORITHM");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_key_file_inside_the_repository_starts_only_in_development() {
+        // Unit tests run in the package root.
+        let root = std::env::current_dir().unwrap();
+        let path = root
+            .join("target")
+            .join(format!("repo-key-{}.pem", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let (pem, _) = crate::security::keys::generate(SigningAlgorithm::EdDsa).unwrap();
+        crate::security::keys::write_private_key(&path, &pem).unwrap();
+        let key = path.display().to_string();
+        let production = Config::from_vars(vars(&[
+            ("JWT_ALGORITHM", "EdDSA"),
+            ("JWT_SIGNING_KEYS", key.as_str()),
+        ]));
+        let development = Config::from_vars(vars(&[
+            ("JWT_ALGORITHM", "EdDSA"),
+            ("JWT_SIGNING_KEYS", key.as_str()),
+            ("APP_ENV", "development"),
+        ]));
+        let _ = std::fs::remove_file(&path);
+        // A checkout without .git (an unpacked tarball) is not a repository.
+        if root.join(".git").exists() {
+            assert_eq!(production.unwrap_err().variable, "JWT_SIGNING_KEYS");
+        }
+        assert!(development.is_ok());
     }
 
     #[test]

@@ -8,17 +8,22 @@ use portcullis::config::Config;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-const USAGE: &str = "usage: portcullis <api|worker|migrate|openapi>
+const USAGE: &str = "usage: portcullis <api|worker|migrate|openapi|keys generate>
   api      serve the HTTP API on API_ADDR
   worker   consume jobs from RabbitMQ; /metrics and /healthz on WORKER_METRICS_ADDR
   migrate  apply the SQL migrations and exit
-  openapi  print the OpenAPI document";
+  openapi  print the OpenAPI document
+  keys generate [--algorithm EdDSA|ES256] --out FILE
+           write a new private signing key (PKCS#8 PEM, mode 0600) and print its kid";
 
 /// Exit code for a bad command line or configuration.
 const EXIT_CONFIG: u8 = 2;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("keys") {
+        return keys(&args[1..]);
+    }
     let command = match args.as_slice() {
         [command] => command.as_str(),
         _ => {
@@ -39,6 +44,53 @@ fn main() -> ExitCode {
         other => {
             eprintln!("unknown command `{other}`\n{USAGE}");
             ExitCode::from(EXIT_CONFIG)
+        }
+    }
+}
+
+/// `portcullis keys generate [--algorithm EdDSA|ES256] --out FILE`.
+fn keys(args: &[String]) -> ExitCode {
+    use portcullis::security::keys::{SigningAlgorithm, generate, write_private_key};
+    let mut algorithm = SigningAlgorithm::EdDsa;
+    let mut out = None;
+    let mut rest = args.iter().map(String::as_str);
+    if rest.next() != Some("generate") {
+        eprintln!("{USAGE}");
+        return ExitCode::from(EXIT_CONFIG);
+    }
+    while let Some(flag) = rest.next() {
+        match (flag, rest.next()) {
+            ("--algorithm", Some(name)) => match SigningAlgorithm::parse(name) {
+                Some(SigningAlgorithm::Hs256) | None => {
+                    eprintln!("--algorithm must be EdDSA or ES256");
+                    return ExitCode::from(EXIT_CONFIG);
+                }
+                Some(chosen) => algorithm = chosen,
+            },
+            ("--out", Some(path)) => out = Some(std::path::PathBuf::from(path)),
+            _ => {
+                eprintln!("{USAGE}");
+                return ExitCode::from(EXIT_CONFIG);
+            }
+        }
+    }
+    let Some(out) = out else {
+        eprintln!("keys generate needs --out FILE\n{USAGE}");
+        return ExitCode::from(EXIT_CONFIG);
+    };
+    let written = generate(algorithm).and_then(|(pem, kid)| {
+        write_private_key(&out, &pem)
+            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", out.display()))?;
+        Ok(kid)
+    });
+    match written {
+        Ok(kid) => {
+            println!("{kid}");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("{error:#}");
+            ExitCode::FAILURE
         }
     }
 }

@@ -56,6 +56,7 @@ fn valid_vars() -> HashMap<String, String> {
         ("REDIS_URL", "redis://127.0.0.1:6379"),
         ("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2f"),
         ("JWT_SECRET", "0123456789abcdef0123456789abcdef"),
+        ("JWT_ALGORITHM", "HS256"),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.to_owned()))

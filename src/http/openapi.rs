@@ -8,7 +8,7 @@ use utoipa::openapi::security::{
 };
 use utoipa::{Modify, OpenApi};
 
-use super::handlers::{auth, ops, password_reset, users};
+use super::handlers::{auth, keys, ops, password_reset, users};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -32,13 +32,14 @@ use super::handlers::{auth, ops, password_reset, users};
         users::delete_session,
         ops::healthz,
         ops::readyz,
+        keys::jwks,
     ),
     components(schemas(super::problem::ProblemDocument, super::problem::FieldError)),
     modifiers(&SecuritySchemes, &Version),
     tags(
         (name = "auth", description = "Registration, login, token refresh and logout"),
         (name = "users", description = "The signed-in user's account and sessions"),
-        (name = "operations", description = "Liveness and readiness"),
+        (name = "operations", description = "Liveness, readiness and the public signing keys"),
     )
 )]
 pub struct ApiDoc;

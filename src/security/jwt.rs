@@ -1,15 +1,19 @@
-//! Access tokens: HS256 JWTs with the claims of CONTRACT.md,
-//! "Authentication model", plus `iat_us`, the issue time in microseconds,
-//! which the per-user "not before" mark is compared with: `iat` has whole
-//! seconds only, and a token issued just after the mark in the same second
-//! must keep working.
+//! Access tokens: JWTs with the claims of CONTRACT.md, "Authentication
+//! model", signed with the first key of the [`KeySet`] and verified with
+//! whichever key the header's `kid` names (CONTRACT.md, "Signing keys and
+//! JWKS"). `iat_us`, the issue time in microseconds, is what the per-user
+//! "not before" mark is compared with: `iat` has whole seconds only, and a
+//! token issued just after the mark in the same second must keep working.
 
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use jsonwebtoken::{Algorithm, Header, Validation};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::keys::KeySet;
 use crate::config::Config;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -22,6 +26,11 @@ pub struct Claims {
     pub aud: String,
     /// The session (refresh-token family) this token came from.
     pub sid: Uuid,
+    /// How the user authenticated (RFC 8176): `["pwd"]`.
+    #[serde(default)]
+    pub amr: Vec<String>,
+    #[serde(default)]
+    pub email_verified: bool,
     /// Issue time in microseconds since the Unix epoch.
     pub iat_us: i64,
 }
@@ -40,10 +49,12 @@ pub struct AccessToken {
 }
 
 pub struct JwtKeys {
-    encoding: EncodingKey,
-    decoding: DecodingKey,
+    keys: Arc<KeySet>,
     header: Header,
-    validation: Validation,
+    /// One validation per algorithm in the set: a token verifies only with
+    /// the algorithm of the key its `kid` names, so `alg: none`, HS256
+    /// under an asymmetric key and every other confusion are refused.
+    validations: HashMap<Algorithm, Validation>,
     issuer: String,
     audience: String,
     ttl: Duration,
@@ -51,20 +62,27 @@ pub struct JwtKeys {
 
 impl JwtKeys {
     pub fn new(config: &Config) -> Self {
-        let secret = config.jwt_secret.expose().as_bytes();
-        // Only HS256 verifies: `alg: none` and every other algorithm are
-        // refused by the algorithm list (DEPENDENCIES.md, jsonwebtoken).
-        let mut validation = Validation::new(Algorithm::HS256);
-        validation.set_issuer(&[&config.jwt_issuer]);
-        validation.set_audience(&[&config.jwt_audience]);
-        validation.set_required_spec_claims(&["exp", "iat", "sub", "iss", "aud"]);
-        validation.leeway = 0;
-        validation.validate_nbf = false;
+        let keys = config.jwt_keys.clone();
+        let signing = keys.signing();
+        let mut header = Header::new(signing.algorithm);
+        header.kid = signing.kid.clone();
+        let validation = |algorithm| {
+            let mut validation = Validation::new(algorithm);
+            validation.set_issuer(&[&config.jwt_issuer]);
+            validation.set_audience(&[&config.jwt_audience]);
+            validation.set_required_spec_claims(&["exp", "iat", "sub", "iss", "aud"]);
+            validation.leeway = 0;
+            validation.validate_nbf = false;
+            validation
+        };
+        let validations = [Algorithm::EdDSA, Algorithm::ES256, Algorithm::HS256]
+            .into_iter()
+            .map(|algorithm| (algorithm, validation(algorithm)))
+            .collect();
         Self {
-            encoding: EncodingKey::from_secret(secret),
-            decoding: DecodingKey::from_secret(secret),
-            header: Header::new(Algorithm::HS256),
-            validation,
+            keys,
+            header,
+            validations,
             issuer: config.jwt_issuer.clone(),
             audience: config.jwt_audience.clone(),
             ttl: config.access_token_ttl,
@@ -73,6 +91,11 @@ impl JwtKeys {
 
     pub fn ttl(&self) -> Duration {
         self.ttl
+    }
+
+    /// The JWKS document of the keys in force.
+    pub fn jwks(&self) -> bytes::Bytes {
+        self.keys.jwks()
     }
 
     pub fn issue(&self, user_id: Uuid, session_id: Uuid) -> anyhow::Result<AccessToken> {
@@ -86,16 +109,26 @@ impl JwtKeys {
             iss: self.issuer.clone(),
             aud: self.audience.clone(),
             sid: session_id,
+            amr: vec!["pwd".to_owned()],
+            email_verified: false,
             iat_us: unix_micros(now),
         };
-        let token = jsonwebtoken::encode(&self.header, &claims, &self.encoding)
+        let token = jsonwebtoken::encode(&self.header, &claims, &self.keys.signing().encoding)
             .map_err(|e| anyhow::anyhow!("signing an access token: {e}"))?;
         Ok(AccessToken { token, claims })
     }
 
-    /// The claims of a valid, unexpired token of ours; `None` otherwise.
+    /// The claims of a valid, unexpired token of ours; `None` otherwise:
+    /// a `kid` not in the set, an `alg` other than its key's, a bad
+    /// signature, a wrong issuer or audience.
     pub fn verify(&self, token: &str) -> Option<Claims> {
-        jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+        let header = jsonwebtoken::decode_header(token).ok()?;
+        let key = self.keys.verifying(header.kid.as_deref())?;
+        if header.alg != key.algorithm {
+            return None;
+        }
+        let validation = self.validations.get(&key.algorithm)?;
+        jsonwebtoken::decode::<Claims>(token, &key.decoding, validation)
             .ok()
             .map(|data| data.claims)
     }
@@ -107,12 +140,11 @@ pub fn unix_micros(time: time::OffsetDateTime) -> i64 {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
-
     use base64::Engine;
     use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
     use super::*;
+    use crate::security::keys::{SigningAlgorithm, generate};
 
     fn config(secret: &str) -> Config {
         let vars: HashMap<String, String> = [
@@ -120,6 +152,7 @@ mod tests {
             ("REDIS_URL", "redis://127.0.0.1"),
             ("AMQP_URL", "amqp://127.0.0.1"),
             ("JWT_SECRET", secret),
+            ("JWT_ALGORITHM", "HS256"),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
@@ -173,9 +206,12 @@ mod tests {
             iss: "portcullis".into(),
             aud: "portcullis".into(),
             sid: Uuid::new_v4(),
+            amr: vec!["pwd".into()],
+            email_verified: false,
             iat_us: (now - 1000) * 1_000_000,
         };
-        let token = jsonwebtoken::encode(&keys.header, &claims, &keys.encoding).unwrap();
+        let token =
+            jsonwebtoken::encode(&keys.header, &claims, &keys.keys.signing().encoding).unwrap();
         assert!(keys.verify(&token).is_none());
     }
 
@@ -185,5 +221,81 @@ mod tests {
         for token in ["", "a.b.c", "not a token", "...."] {
             assert!(keys.verify(token).is_none());
         }
+    }
+
+    /// Configuration with fresh asymmetric keys: `signing` first, then
+    /// `others`, all written to a temporary directory.
+    fn asymmetric(algorithm: SigningAlgorithm, count: usize) -> (Config, Vec<String>) {
+        let dir = std::env::temp_dir().join(format!("portcullis-jwt-{}", Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut paths = Vec::new();
+        let mut kids = Vec::new();
+        for i in 0..count {
+            let (pem, kid) = generate(algorithm).unwrap();
+            let path = dir.join(format!("{i}.pem"));
+            std::fs::write(&path, pem).unwrap();
+            paths.push(path.display().to_string());
+            kids.push(kid);
+        }
+        let vars: HashMap<String, String> = [
+            ("DATABASE_URL", "postgres://x@127.0.0.1/x"),
+            ("REDIS_URL", "redis://127.0.0.1"),
+            ("AMQP_URL", "amqp://127.0.0.1"),
+            ("JWT_SECRET", SECRET),
+            ("JWT_ALGORITHM", algorithm.as_str()),
+            ("JWT_SIGNING_KEYS", &paths.join(",")),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        let config = Config::from_vars(vars).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        (config, kids)
+    }
+
+    #[test]
+    fn asymmetric_tokens_name_their_key_and_verify() {
+        for algorithm in [SigningAlgorithm::EdDsa, SigningAlgorithm::Es256] {
+            let (config, kids) = asymmetric(algorithm, 2);
+            let keys = JwtKeys::new(&config);
+            let issued = keys.issue(Uuid::new_v4(), Uuid::new_v4()).unwrap();
+            let header = jsonwebtoken::decode_header(&issued.token).unwrap();
+            assert_eq!(header.kid.as_deref(), Some(kids[0].as_str()));
+            assert_eq!(header.alg, algorithm.jwt());
+            assert_eq!(keys.verify(&issued.token), Some(issued.claims.clone()));
+            assert_eq!(issued.claims.amr, vec!["pwd".to_owned()]);
+        }
+    }
+
+    #[test]
+    fn a_kid_not_in_the_set_or_a_switched_alg_is_refused() {
+        let (config, _) = asymmetric(SigningAlgorithm::EdDsa, 1);
+        let ours = JwtKeys::new(&config);
+        let (other, _) = asymmetric(SigningAlgorithm::EdDsa, 1);
+        let theirs = JwtKeys::new(&other);
+        let foreign = theirs.issue(Uuid::new_v4(), Uuid::new_v4()).unwrap();
+        assert!(ours.verify(&foreign.token).is_none());
+
+        // HS256 signed with the public key's bytes, under our kid: the
+        // classic algorithm confusion.
+        let issued = ours.issue(Uuid::new_v4(), Uuid::new_v4()).unwrap();
+        let mut header = Header::new(Algorithm::HS256);
+        header.kid = jsonwebtoken::decode_header(&issued.token).unwrap().kid;
+        let jwks: serde_json::Value = serde_json::from_slice(&ours.jwks()).unwrap();
+        let public = jwks["keys"][0]["x"].as_str().unwrap().to_owned();
+        let confused = jsonwebtoken::encode(
+            &header,
+            &issued.claims,
+            &jsonwebtoken::EncodingKey::from_secret(public.as_bytes()),
+        )
+        .unwrap();
+        assert!(ours.verify(&confused).is_none());
+
+        // A tampered payload.
+        let mut parts: Vec<&str> = issued.token.split('.').collect();
+        let forged_payload = URL_SAFE_NO_PAD
+            .encode(serde_json::to_vec(&serde_json::json!({"sub": Uuid::new_v4()})).unwrap());
+        parts[1] = &forged_payload;
+        assert!(ours.verify(&parts.join(".")).is_none());
     }
 }

@@ -1,5 +1,7 @@
-//! Cryptography: password hashing, access tokens, opaque random tokens.
+//! Cryptography: password hashing, access tokens and their signing keys,
+//! opaque random tokens.
 
 pub mod jwt;
+pub mod keys;
 pub mod password;
 pub mod tokens;

@@ -77,8 +77,20 @@ async fn the_access_token_carries_the_contract_claims() {
     assert_eq!(exp - iat, 900);
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     assert!((now - iat).abs() <= 5);
+    assert_eq!(claims["amr"], serde_json::json!(["pwd"]));
+    assert_eq!(claims["email_verified"], false);
     let header = jwt_header(&tokens.access);
-    assert_eq!(header["alg"], "HS256");
+    assert_eq!(header["alg"], "EdDSA");
+    // The kid names the published key that verifies the token.
+    let jwks = json_body(app.get("/.well-known/jwks.json").await).await;
+    let kid = header["kid"].as_str().expect("a kid");
+    assert!(
+        jwks["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|k| k["kid"] == kid)
+    );
 }
 
 fn jwt_header(token: &str) -> serde_json::Value {

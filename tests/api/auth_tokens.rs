@@ -5,14 +5,12 @@ use serde_json::json;
 
 use crate::helpers::*;
 
-fn sign(app: &TestApp, claims: &serde_json::Value, secret: &str) -> String {
-    let _ = app;
-    jsonwebtoken::encode(
-        &Header::new(Algorithm::HS256),
-        claims,
-        &EncodingKey::from_secret(secret.as_bytes()),
-    )
-    .unwrap()
+/// Signs `claims` as the app would: its signing key, its `kid`.
+fn sign(app: &TestApp, claims: &serde_json::Value) -> String {
+    let key = app.config.jwt_keys.signing();
+    let mut header = Header::new(key.algorithm);
+    header.kid = key.kid.clone();
+    jsonwebtoken::encode(&header, claims, &key.encoding).unwrap()
 }
 
 fn claims_for(user_id: &str, exp_offset: i64) -> serde_json::Value {
@@ -74,13 +72,12 @@ async fn a_missing_or_malformed_authorization_header_is_a_401() {
 async fn an_expired_token_is_a_401() {
     let app = spawn_app().await;
     let user = app.register_user().await;
-    let secret = app.config.jwt_secret.expose().to_owned();
 
-    let expired = sign(&app, &claims_for(&user.id, -1), &secret);
+    let expired = sign(&app, &claims_for(&user.id, -1));
 
     assert_unauthorized(app.me(&expired).await).await;
     // The same claims unexpired pass, so the expiry is what failed.
-    let fresh = sign(&app, &claims_for(&user.id, 600), &secret);
+    let fresh = sign(&app, &claims_for(&user.id, 600));
     assert_eq!(app.me(&fresh).await.status(), 200);
 }
 
@@ -89,13 +86,38 @@ async fn a_token_signed_with_another_key_is_a_401() {
     let app = spawn_app().await;
     let user = app.register_user().await;
 
-    let forged = sign(
-        &app,
-        &claims_for(&user.id, 600),
-        "an-attacker-secret-of-enough-bytes!!",
-    );
+    let claims = claims_for(&user.id, 600);
+    let ours = app.config.jwt_keys.signing();
+    // The attacker's own key, under our kid.
+    let (pem, _) =
+        portcullis::security::keys::generate(portcullis::security::keys::SigningAlgorithm::EdDsa)
+            .unwrap();
+    let mut header = Header::new(Algorithm::EdDSA);
+    header.kid = ours.kid.clone();
+    let forged = jsonwebtoken::encode(
+        &header,
+        &claims,
+        &EncodingKey::from_ed_pem(pem.as_bytes()).unwrap(),
+    )
+    .unwrap();
+    // HS256 with the shared secret, the old algorithm: no longer accepted.
+    let mut header = Header::new(Algorithm::HS256);
+    header.kid = ours.kid.clone();
+    let confused = jsonwebtoken::encode(
+        &header,
+        &claims,
+        &EncodingKey::from_secret(app.config.jwt_secret.expose().as_bytes()),
+    )
+    .unwrap();
+    // Our key, but a kid we do not publish.
+    let mut header = Header::new(ours.algorithm);
+    header.kid = Some("not-one-of-ours".into());
+    let unknown_kid = jsonwebtoken::encode(&header, &claims, &ours.encoding).unwrap();
 
     assert_unauthorized(app.me(&forged).await).await;
+    assert_unauthorized(app.me(&confused).await).await;
+    assert_unauthorized(app.me(&unknown_kid).await).await;
+    assert_eq!(app.me(&sign(&app, &claims)).await.status(), 200);
 }
 
 #[tokio::test]
@@ -120,11 +142,10 @@ async fn an_unsigned_alg_none_token_is_a_401() {
 async fn a_token_for_another_audience_or_issuer_is_a_401() {
     let app = spawn_app().await;
     let user = app.register_user().await;
-    let secret = app.config.jwt_secret.expose().to_owned();
     for (claim, value) in [("aud", "another-service"), ("iss", "someone-else")] {
         let mut claims = claims_for(&user.id, 600);
         claims[claim] = json!(value);
-        assert_unauthorized(app.me(&sign(&app, &claims, &secret)).await).await;
+        assert_unauthorized(app.me(&sign(&app, &claims)).await).await;
     }
 }
 
@@ -152,11 +173,7 @@ async fn protected_routes_fail_closed_when_redis_is_unreachable() {
     })
     .await;
     let user = app.insert_user_with_old_hash().await;
-    let token = sign(
-        &app,
-        &claims_for(&user.id, 600),
-        app.config.jwt_secret.expose(),
-    );
+    let token = sign(&app, &claims_for(&user.id, 600));
 
     let response = app.me(&token).await;
 

@@ -74,6 +74,7 @@ impl TestResources {
                 "JWT_SECRET",
                 format!("test-secret-{}", Uuid::new_v4().simple()),
             ),
+            ("JWT_SIGNING_KEYS", signing_key_file()),
             (
                 "MAIL_TRANSPORT",
                 format!("file:{}", self.mail_dir.display()),
@@ -85,6 +86,21 @@ impl TestResources {
         .map(|(k, v)| (k.to_owned(), v))
         .collect()
     }
+}
+
+/// An Ed25519 signing key for the processes under test, outside the
+/// repository; made by the first test that needs it and shared by the rest
+/// (written under another name, then renamed, so none reads half a key).
+pub fn signing_key_file() -> String {
+    use portcullis::security::keys::{SigningAlgorithm, generate, write_private_key};
+    let path = std::env::temp_dir().join("portcullis-test-signing-key.pem");
+    if !path.exists() {
+        let draft = path.with_extension(format!("{}.tmp", Uuid::new_v4().simple()));
+        let (pem, _) = generate(SigningAlgorithm::EdDsa).unwrap();
+        write_private_key(&draft, &pem).unwrap();
+        std::fs::rename(&draft, &path).unwrap();
+    }
+    path.display().to_string()
 }
 
 impl Drop for TestResources {

@@ -88,8 +88,10 @@ psql "$admin" -q -c "CREATE DATABASE $database"
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 base=http://127.0.0.1:$port
 
+"$binary" keys generate --out "$work/signing.pem" > /dev/null
 env -i PATH="$PATH" HOME="$HOME" \
     DATABASE_URL="${admin%/*}/$database" \
+    JWT_SIGNING_KEYS="$work/signing.pem" \
     REDIS_URL="$redis_url" \
     AMQP_URL="${TEST_AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/%2f}" \
     JWT_SECRET="schemathesis-test-secret-0123456789abcdef" \

@@ -2,6 +2,7 @@
 
 pub mod auth;
 pub mod docs;
+pub mod keys;
 pub mod ops;
 pub mod password_reset;
 pub mod users;
@@ -80,6 +81,11 @@ pub fn api_router(state: AppState) -> Router {
         .merge(protected)
         .route(Method::GET, "/healthz", handler((), ops::healthz))
         .route(Method::GET, "/readyz", handler(s(), ops::readyz))
+        .route(
+            Method::GET,
+            "/.well-known/jwks.json",
+            handler(s(), keys::jwks),
+        )
         .route(
             Method::GET,
             "/metrics",
