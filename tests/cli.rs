@@ -258,3 +258,53 @@ async fn the_worker_serves_health_and_metrics_and_stops_cleanly_on_sigterm() {
     let status = terminate_and_wait(child);
     assert!(status.success(), "{status:?}");
 }
+
+#[test]
+fn keys_generate_writes_a_private_key_for_the_owner_only_and_prints_its_kid() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = std::env::temp_dir().join(format!("portcullis-cli-keys-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for algorithm in ["EdDSA", "ES256"] {
+        let path = dir.join(format!("{algorithm}.pem"));
+        let output = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+            .args(["keys", "generate", "--algorithm", algorithm, "--out"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{output:?}");
+        let kid = String::from_utf8(output.stdout).unwrap().trim().to_owned();
+        assert_eq!(kid.len(), 43, "a base64url SHA-256 thumbprint: {kid}");
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let pem = std::fs::read_to_string(&path).unwrap();
+        assert!(pem.starts_with("-----BEGIN PRIVATE KEY-----"));
+
+        // It never overwrites a key.
+        let again = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+            .args(["keys", "generate", "--algorithm", algorithm, "--out"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(!again.status.success());
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), pem);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_missing_or_bad_signing_key_file_stops_the_process_naming_it() {
+    let dir = std::env::temp_dir().join(format!("portcullis-cli-badkey-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let garbage = dir.join("garbage.pem");
+    std::fs::write(&garbage, "not a key").unwrap();
+    for file in [dir.join("missing.pem"), garbage] {
+        let mut vars = valid_vars();
+        vars.insert("JWT_ALGORITHM".into(), "EdDSA".into());
+        vars.insert("JWT_SIGNING_KEYS".into(), file.display().to_string());
+        assert_config_error(vars, file.file_name().unwrap().to_str().unwrap());
+    }
+    let mut vars = valid_vars();
+    vars.remove("JWT_ALGORITHM");
+    assert_config_error(vars, "JWT_SIGNING_KEYS");
+    let _ = std::fs::remove_dir_all(&dir);
+}

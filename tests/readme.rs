@@ -74,6 +74,12 @@ async fn the_readme_curl_examples_work() {
     assert!(stdout.contains(r#""email":"ada@example.com""#), "{stdout}");
     assert!(stdout.contains(r#""current":true"#), "{stdout}");
     assert!(stdout.contains("reset link is on its way"), "{stdout}");
+    // The JWKS check without a JOSE library verified a real token.
+    assert!(
+        stdout.contains("Signature Verified Successfully"),
+        "{stdout}"
+    );
+    assert!(stdout.contains(r#""amr": ["#), "{stdout}");
     assert!(
         !stdout.contains("problems/"),
         "no example answered with a problem: {stdout}"

@@ -15,6 +15,7 @@ mod hardening;
 mod health;
 mod helpers;
 mod jobs;
+mod keys;
 mod layers;
 mod metrics;
 mod password_reset;
