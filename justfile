@@ -144,6 +144,8 @@ ts-client-test:
     log=$(mktemp)
     keys=$(mktemp -d)
     ../../target/debug/portcullis keys generate --out "$keys/signing.pem" > /dev/null
+    # A key the api does not know, as a key retired from JWT_SIGNING_KEYS.
+    ../../target/debug/portcullis keys generate --out "$keys/retired.pem" > /dev/null
     env -i PATH="$PATH" HOME="$HOME" \
         DATABASE_URL="${admin%/*}/$database" \
         JWT_SIGNING_KEYS="$keys/signing.pem" \
@@ -151,6 +153,7 @@ ts-client-test:
         AMQP_URL="${TEST_AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/%2f}" \
         JWT_SECRET="ts-client-test-secret-0123456789abcdef" \
         QUEUE_PREFIX=ts-client-test. REDIS_KEY_PREFIX=ts-client-test: \
+        REGISTER_MAX_PER_ADDRESS=100000 EMAIL_REQUESTS_MAX_PER_ADDRESS=100000 \
         API_ADDR="127.0.0.1:$port" COOKIE_SECURE=false \
         ../../target/debug/portcullis api > "$log" 2>&1 &
     api=$!
@@ -160,7 +163,8 @@ ts-client-test:
         kill -0 $api 2>/dev/null || { cat "$log"; exit 1; }
         sleep 0.1
     done
-    PORTCULLIS_URL="http://127.0.0.1:$port" npm test
+    PORTCULLIS_URL="http://127.0.0.1:$port" PORTCULLIS_SIGNING_KEY="$keys/signing.pem" \
+        PORTCULLIS_RETIRED_KEY="$keys/retired.pem" npm test
 
 # Rewrites openapi/openapi.json from the code (then run `just ts-client`).
 openapi:

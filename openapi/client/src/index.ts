@@ -5,6 +5,7 @@ import createClient, { type Client } from "openapi-fetch";
 import type { components, paths } from "./schema.js";
 
 export type { components, paths };
+export { verifyAccessToken, type AccessTokenClaims, type VerifyAccessTokenOptions } from "./verify.js";
 export type User = components["schemas"]["UserResponse"];
 export type TokenResponse = components["schemas"]["TokenResponse"];
 export type Problem = components["schemas"]["ProblemDocument"];

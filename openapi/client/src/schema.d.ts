@@ -4,6 +4,26 @@
  */
 
 export interface paths {
+    "/.well-known/jwks.json": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The public keys that verify access tokens: the signing key and those
+         *     still accepted. Empty under HS256.
+         */
+        get: operations["jwks"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/auth/login": {
         parameters: {
             query?: never;
@@ -257,6 +277,10 @@ export interface components {
             /** @example ok */
             status: string;
         };
+        /** @description A JWK Set (RFC 7517) of public signing keys. */
+        JwkSet: {
+            keys: components["schemas"]["PublicJwk"][];
+        };
         /** @description The OAuth2 password-flow form; other OAuth2 fields are ignored. */
         LoginForm: {
             grant_type?: string | null;
@@ -300,6 +324,26 @@ export interface components {
              * @example https://portcullis.dev/problems/not-found
              */
             type: string;
+        };
+        /** @description A public signing key; never a private member. */
+        PublicJwk: {
+            /** @example EdDSA */
+            alg: string;
+            /** @example Ed25519 */
+            crv: string;
+            /** @description The RFC 7638 thumbprint, as in the `kid` header of the tokens it signs. */
+            kid: string;
+            /**
+             * @description `OKP` (Ed25519) or `EC` (P-256).
+             * @example OKP
+             */
+            kty: string;
+            /** @example sig */
+            use: string;
+            /** @description The public key (base64url). */
+            x: string;
+            /** @description The y coordinate, for `EC` keys. */
+            y?: string | null;
         };
         /** @description Each dependency and whether it answered. */
         Readiness: {
@@ -373,6 +417,28 @@ export interface components {
 }
 export type $defs = Record<string, never>;
 export interface operations {
+    jwks: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The JWK Set; cache it for up to 300 seconds */
+            200: {
+                headers: {
+                    /** @description public, max-age=300 */
+                    "Cache-Control"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["JwkSet"];
+                };
+            };
+        };
+    };
     login: {
         parameters: {
             query?: never;
