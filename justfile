@@ -52,7 +52,7 @@ clippy:
 # The unit and integration tests against the local PostgreSQL, Redis and RabbitMQ.
 # nextest runs each test in its own process, so process-wide metrics stay per test.
 test-suite:
-    cargo nextest run --locked --no-fail-fast
+    cargo nextest run --locked --no-fail-fast --config-file .ci/nextest.toml
 
 # Fails when openapi/openapi.json differs from `portcullis openapi`.
 openapi-check:

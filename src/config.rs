@@ -100,6 +100,11 @@ pub struct Config {
     pub refresh_token_ttl: Duration,
     pub refresh_reuse_grace: Duration,
     pub password_reset_ttl: Duration,
+    pub email_verification_ttl: Duration,
+    /// Refuse logins of unverified addresses (403).
+    pub require_verified_email: bool,
+    /// Verification requests per email per hour.
+    pub verify_max_requests_per_email: u32,
     pub password_min_length: usize,
     pub argon2: Argon2Params,
     /// Password hashes (and strength estimates) waiting for a hashing
@@ -270,6 +275,13 @@ impl Config {
                 1800,
                 60..=604_800,
             )?,
+            email_verification_ttl: env.bounded_seconds(
+                "EMAIL_VERIFICATION_TTL_SECONDS",
+                86_400,
+                60..=2_592_000,
+            )?,
+            require_verified_email: env.boolean("REQUIRE_VERIFIED_EMAIL", false)?,
+            verify_max_requests_per_email: env.positive("VERIFY_MAX_REQUESTS_PER_EMAIL", 3)?,
             password_min_length,
             argon2: Argon2Params {
                 memory_kib: env.bounded("ARGON2_MEMORY_KIB", 19_456, 8_192..=1_048_576)?,
@@ -574,6 +586,9 @@ mod tests {
         assert_eq!(config.worker_metrics_addr.to_string(), "127.0.0.1:9100");
         assert!(config.trusted_proxies.is_empty());
         assert_eq!(config.app_env, AppEnv::Production);
+        assert_eq!(config.email_verification_ttl, Duration::from_secs(86_400));
+        assert!(!config.require_verified_email);
+        assert_eq!(config.verify_max_requests_per_email, 3);
         assert_eq!(config.register_max_per_address, 20);
         assert_eq!(config.email_requests_max_per_address, 20);
         assert_eq!(config.session_max_lifetime, Duration::from_secs(2_592_000));

@@ -288,12 +288,22 @@ fn describe_metrics() {
         "Password checks turned away with 503 because the hashing queue was full"
     );
     describe_counter!(
+        "email_verifications_total",
+        "Emailed links confirmed, by purpose (verify_email, change_email)"
+    );
+    describe_counter!("accounts_deleted_total", "Accounts deleted by their owner");
+    describe_counter!(
         "retention_purged_rows_total",
         "Rows deleted by the retention purge, by table"
     );
     // Exported at zero from the start (CONTRACT.md, "Scale-out"), so
     // dashboards and alerts see every series before its first event.
-    for outcome in ["success", "invalid_credentials", "rate_limited"] {
+    for outcome in [
+        "success",
+        "invalid_credentials",
+        "rate_limited",
+        "email_not_verified",
+    ] {
         metrics::counter!("auth_logins_total", "outcome" => outcome).increment(0);
     }
     for outcome in ["success", "grace", "reuse_detected", "invalid"] {
@@ -306,12 +316,23 @@ fn describe_metrics() {
         "register_per_address",
         "email_requests_per_address",
         "reset_per_email",
+        "verify_per_email",
     ] {
         metrics::counter!("rate_limit_refusals_total", "limit" => limit).increment(0);
     }
     for (table, _) in crate::repositories::retention::STATEMENTS {
         metrics::counter!("retention_purged_rows_total", "table" => table).increment(0);
     }
+    for purpose in ["verify_email", "change_email"] {
+        metrics::counter!("email_verifications_total", "purpose" => purpose).increment(0);
+    }
+    for kind in crate::messaging::jobs::JobKind::ALL {
+        for outcome in ["sent", "skipped", "duplicate", "failed", "rejected"] {
+            metrics::counter!("jobs_processed_total", "kind" => kind.metric_label(), "outcome" => outcome)
+                .increment(0);
+        }
+    }
+    metrics::counter!("accounts_deleted_total").increment(0);
     metrics::counter!("auth_password_rehashes_total").increment(0);
     metrics::counter!("password_hasher_rejections_total").increment(0);
 }

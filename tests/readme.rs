@@ -49,7 +49,7 @@ async fn the_readme_curl_examples_work() {
         // The reset email is written by the worker a moment after the 202.
         script = script.replace(
             "TOKEN=$(grep -ho",
-            "for _ in $(seq 100); do ls mail/*.eml >/dev/null 2>&1 && break; sleep 0.1; done\nTOKEN=$(grep -ho",
+            "for _ in $(seq 100); do grep -qs 'reset-password?token=' mail/*.eml && break; sleep 0.1; done\nTOKEN=$(grep -ho",
         );
     }
 

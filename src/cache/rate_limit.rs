@@ -164,16 +164,18 @@ impl RateLimiter {
         })
     }
 
-    /// Counts a password-reset request for `email` (normalised).
-    pub async fn reserve_reset(
+    /// Counts a request of `scope` (a reset or verification link) for
+    /// `email` (normalised).
+    pub async fn reserve_email(
         &self,
+        scope: &str,
         email: &str,
         max: u32,
         window: Duration,
     ) -> redis::RedisResult<Result<(), Limited>> {
         let mut invocation = RESERVE.prepare_invoke();
         invocation
-            .key(self.email_key("reset", email))
+            .key(self.email_key(scope, email))
             .arg("1")
             .arg(max)
             .arg(window.as_secs().max(1));

@@ -8,7 +8,7 @@ use utoipa::openapi::security::{
 };
 use utoipa::{Modify, OpenApi};
 
-use super::handlers::{auth, keys, ops, password_reset, users};
+use super::handlers::{auth, keys, ops, password_reset, users, verification};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -25,8 +25,12 @@ use super::handlers::{auth, keys, ops, password_reset, users};
         auth::logout_all,
         password_reset::request,
         password_reset::confirm,
+        verification::request,
+        verification::confirm,
         users::me,
         users::update_me,
+        users::delete_me,
+        users::change_email,
         users::change_password,
         users::list_sessions,
         users::delete_session,

@@ -226,6 +226,18 @@ impl From<ServiceError> for ApiError {
                 "Bad Request",
                 "the reset token is unknown, used, superseded or expired",
             ),
+            ServiceError::InvalidVerificationToken => ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid-verification-token",
+                "Bad Request",
+                "the verification token is unknown, used, superseded or expired",
+            ),
+            ServiceError::EmailNotVerified => ApiError::new(
+                StatusCode::FORBIDDEN,
+                "email-not-verified",
+                "Forbidden",
+                "verify your email address first; the link is in your inbox, or ask for a new one",
+            ),
             ServiceError::WrongCurrentPassword => ApiError::new(
                 StatusCode::BAD_REQUEST,
                 "wrong-current-password",

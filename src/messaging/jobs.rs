@@ -20,11 +20,22 @@ pub struct JobMessage {
     pub requested_at: OffsetDateTime,
 }
 
-/// Every job there is: the reset email, and the security notices.
+/// Every job there is: the links (reset, verification, a new address), and
+/// the security notices.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum JobKind {
     /// Create a reset token and email the link.
     PasswordResetLink,
+    /// Create a verification token and email the link to the account's address.
+    VerifyEmail,
+    /// Create a token for a new address and email the link to it.
+    ChangeEmail,
+    /// "Someone asked to move your account to another address" (to the old one).
+    EmailChangeRequestedNotice,
+    /// "Your account's address was changed" (to the old one).
+    EmailChangedNotice,
+    /// "Your account was deleted" (to the address it had).
+    AccountDeletedNotice,
     /// "Your password was changed."
     PasswordChangedNotice,
     /// "Your password was reset."
@@ -34,41 +45,73 @@ pub enum JobKind {
 }
 
 impl JobKind {
+    pub const ALL: [JobKind; 9] = [
+        JobKind::PasswordResetLink,
+        JobKind::VerifyEmail,
+        JobKind::ChangeEmail,
+        JobKind::PasswordChangedNotice,
+        JobKind::PasswordResetNotice,
+        JobKind::RefreshReuseNotice,
+        JobKind::EmailChangeRequestedNotice,
+        JobKind::EmailChangedNotice,
+        JobKind::AccountDeletedNotice,
+    ];
+
     pub fn queue(self) -> JobQueue {
         match self {
             JobKind::PasswordResetLink => JobQueue::PasswordReset,
+            JobKind::VerifyEmail | JobKind::ChangeEmail => JobQueue::Verification,
             _ => JobQueue::SecurityNotice,
         }
+    }
+
+    /// Whether the email goes to the address in the message rather than the
+    /// account's current one: the old address after a change, the new one
+    /// before it, the address of an account that is gone.
+    pub fn to_message_address(self) -> bool {
+        matches!(
+            self,
+            JobKind::ChangeEmail
+                | JobKind::EmailChangeRequestedNotice
+                | JobKind::EmailChangedNotice
+                | JobKind::AccountDeletedNotice
+        )
     }
 
     /// The `kind` field of the message; unique within its queue.
     pub fn as_str(self) -> &'static str {
         match self {
             JobKind::PasswordResetLink => "password_reset",
+            JobKind::VerifyEmail => "verify_email",
+            JobKind::ChangeEmail => "change_email",
             JobKind::PasswordChangedNotice => "password_changed",
             JobKind::PasswordResetNotice => "password_reset",
             JobKind::RefreshReuseNotice => "refresh_reuse",
+            JobKind::EmailChangeRequestedNotice => "email_change_requested",
+            JobKind::EmailChangedNotice => "email_changed",
+            JobKind::AccountDeletedNotice => "account_deleted",
         }
     }
 
     /// The kind of a message taken from `queue`.
     pub fn parse(queue: JobQueue, kind: &str) -> Option<Self> {
-        match (queue, kind) {
-            (JobQueue::PasswordReset, "password_reset") => Some(JobKind::PasswordResetLink),
-            (JobQueue::SecurityNotice, "password_changed") => Some(JobKind::PasswordChangedNotice),
-            (JobQueue::SecurityNotice, "password_reset") => Some(JobKind::PasswordResetNotice),
-            (JobQueue::SecurityNotice, "refresh_reuse") => Some(JobKind::RefreshReuseNotice),
-            _ => None,
-        }
+        Self::ALL
+            .into_iter()
+            .find(|k| k.queue() == queue && k.as_str() == kind)
     }
 
     /// The label of `jobs_processed_total{kind}` and `job_duration_seconds{kind}`.
     pub fn metric_label(self) -> &'static str {
         match self {
             JobKind::PasswordResetLink => "password_reset",
+            JobKind::VerifyEmail => "verify_email",
+            JobKind::ChangeEmail => "change_email",
             JobKind::PasswordChangedNotice => "notice_password_changed",
             JobKind::PasswordResetNotice => "notice_password_reset",
             JobKind::RefreshReuseNotice => "notice_refresh_reuse",
+            JobKind::EmailChangeRequestedNotice => "notice_email_change_requested",
+            JobKind::EmailChangedNotice => "notice_email_changed",
+            JobKind::AccountDeletedNotice => "notice_account_deleted",
         }
     }
 }
@@ -91,12 +134,7 @@ mod tests {
 
     #[test]
     fn kinds_round_trip_through_their_queue() {
-        for kind in [
-            JobKind::PasswordResetLink,
-            JobKind::PasswordChangedNotice,
-            JobKind::PasswordResetNotice,
-            JobKind::RefreshReuseNotice,
-        ] {
+        for kind in JobKind::ALL {
             assert_eq!(JobKind::parse(kind.queue(), kind.as_str()), Some(kind));
         }
         assert_eq!(

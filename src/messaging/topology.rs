@@ -14,16 +14,22 @@ pub const DELIVERY_LIMIT: i32 = 10;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum JobQueue {
     PasswordReset,
+    Verification,
     SecurityNotice,
 }
 
 impl JobQueue {
-    pub const ALL: [JobQueue; 2] = [JobQueue::PasswordReset, JobQueue::SecurityNotice];
+    pub const ALL: [JobQueue; 3] = [
+        JobQueue::PasswordReset,
+        JobQueue::Verification,
+        JobQueue::SecurityNotice,
+    ];
 
     /// The queue name without prefix; also its routing key.
     pub fn base_name(self) -> &'static str {
         match self {
             JobQueue::PasswordReset => "email.password_reset",
+            JobQueue::Verification => "email.verification",
             JobQueue::SecurityNotice => "email.security_notice",
         }
     }

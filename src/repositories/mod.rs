@@ -1,6 +1,7 @@
 //! All SQL, and nothing else: one statement per function, named after what
 //! it does, taking any client or transaction (STYLE.md, habit 6).
 
+pub mod email_tokens;
 pub mod outbox;
 pub mod password_resets;
 pub mod processed_jobs;

@@ -28,7 +28,7 @@ pub async fn unlock(client: &impl GenericClient) -> Result<(), tokio_postgres::E
 /// The purge statements, one per kind of row, each taking the retention in
 /// seconds and the batch size. The order matters only for speed: requests
 /// go after their tokens.
-pub const STATEMENTS: [(&str, &str); 6] = [
+pub const STATEMENTS: [(&str, &str); 7] = [
     (
         // Ended sessions (revoked, or expired) take their refresh tokens
         // along (ON DELETE CASCADE). A live session's used tokens stay until
@@ -48,6 +48,13 @@ pub const STATEMENTS: [(&str, &str); 6] = [
         "password_reset_tokens",
         "DELETE FROM password_reset_tokens WHERE token_hash IN ( \
            SELECT token_hash FROM password_reset_tokens \
+           WHERE least(expires_at, used_at, superseded_at) < now() - $1::bigint * interval '1 second' \
+           LIMIT $2)",
+    ),
+    (
+        // Used, superseded or expired verification and new-address links.
+        "email_tokens",
+        "DELETE FROM email_tokens WHERE token_hash IN (SELECT token_hash FROM email_tokens \
            WHERE least(expires_at, used_at, superseded_at) < now() - $1::bigint * interval '1 second' \
            LIMIT $2)",
     ),

@@ -40,6 +40,8 @@ impl RevokeReason {
 pub struct TokenOwner {
     pub session_id: Uuid,
     pub user_id: Uuid,
+    /// The user's, for the access token's `email_verified` claim.
+    pub email_verified: bool,
 }
 
 /// What is known about a presented refresh token that did not rotate.
@@ -136,7 +138,8 @@ pub async fn rotate_refresh_token(
     // `live` locks the session row: a revocation committing meanwhile is
     // re-checked against, so no token is issued for a just-revoked session.
     const SQL: &str = "WITH live AS ( \
-            SELECT s.id, least(now() + $3::bigint * interval '1 second', s.max_expires_at) AS expires_at \
+            SELECT s.id, u.email_verified, \
+                least(now() + $3::bigint * interval '1 second', s.max_expires_at) AS expires_at \
             FROM refresh_tokens t \
             JOIN sessions s ON s.id = t.session_id \
             JOIN users u ON u.id = s.user_id \
@@ -148,7 +151,7 @@ pub async fn rotate_refresh_token(
             FROM live \
             WHERE t.token_hash = $1 AND t.session_id = live.id \
               AND t.used_at IS NULL AND t.expires_at > now() \
-            RETURNING t.session_id, t.user_id, live.expires_at \
+            RETURNING t.session_id, t.user_id, live.expires_at, live.email_verified \
         ), issued AS ( \
             INSERT INTO refresh_tokens (token_hash, session_id, user_id, expires_at) \
             SELECT $2, session_id, user_id, expires_at FROM rotated \
@@ -157,7 +160,7 @@ pub async fn rotate_refresh_token(
                 expires_at = (SELECT expires_at FROM rotated) \
             WHERE id = (SELECT session_id FROM rotated) \
         ) \
-        SELECT session_id, user_id FROM rotated";
+        SELECT session_id, user_id, email_verified FROM rotated";
     let statement = client.prepare_cached(SQL).await?;
     let row = client
         .query_opt(&statement, &[&presented_hash, &new_hash, &ttl_seconds])
@@ -165,6 +168,7 @@ pub async fn rotate_refresh_token(
     Ok(row.map(|row| TokenOwner {
         session_id: row.get(0),
         user_id: row.get(1),
+        email_verified: row.get(2),
     }))
 }
 
@@ -173,8 +177,9 @@ pub async fn find_refresh_token(
     hash: &[u8],
 ) -> Result<Option<RefreshTokenState>, tokio_postgres::Error> {
     const SQL: &str = "SELECT t.session_id, t.user_id, s.revoked_at IS NOT NULL, \
-            t.expires_at <= now(), EXTRACT(EPOCH FROM now() - t.used_at)::float8 \
+            t.expires_at <= now(), EXTRACT(EPOCH FROM now() - t.used_at)::float8, u.email_verified \
         FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id \
+        JOIN users u ON u.id = t.user_id \
         WHERE t.token_hash = $1";
     let statement = client.prepare_cached(SQL).await?;
     let row = client.query_opt(&statement, &[&hash]).await?;
@@ -182,6 +187,7 @@ pub async fn find_refresh_token(
         owner: TokenOwner {
             session_id: row.get(0),
             user_id: row.get(1),
+            email_verified: row.get(5),
         },
         session_revoked: row.get(2),
         expired: row.get(3),
@@ -199,7 +205,7 @@ pub async fn issue_grace_token(
     grace_seconds: f64,
 ) -> Result<Option<TokenOwner>, tokio_postgres::Error> {
     const SQL: &str = "WITH presented AS ( \
-            SELECT t.session_id, t.user_id, \
+            SELECT t.session_id, t.user_id, u.email_verified, \
                 least(now() + $3::bigint * interval '1 second', s.max_expires_at) AS expires_at \
             FROM refresh_tokens t \
             JOIN sessions s ON s.id = t.session_id \
@@ -216,7 +222,7 @@ pub async fn issue_grace_token(
                 expires_at = (SELECT expires_at FROM presented) \
             WHERE id = (SELECT session_id FROM presented) \
         ) \
-        SELECT session_id, user_id FROM presented";
+        SELECT session_id, user_id, email_verified FROM presented";
     let statement = client.prepare_cached(SQL).await?;
     let row = client
         .query_opt(
@@ -227,6 +233,7 @@ pub async fn issue_grace_token(
     Ok(row.map(|row| TokenOwner {
         session_id: row.get(0),
         user_id: row.get(1),
+        email_verified: row.get(2),
     }))
 }
 

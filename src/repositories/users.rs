@@ -13,6 +13,7 @@ pub struct UserRecord {
     pub password_hash: String,
     /// Changes when the password is replaced, not when it is re-hashed.
     pub password_version: i32,
+    pub email_verified: bool,
     pub created_at: OffsetDateTime,
 }
 
@@ -24,6 +25,7 @@ impl From<&Row> for UserRecord {
             full_name: row.get("full_name"),
             password_hash: row.get("password_hash"),
             password_version: row.get("password_version"),
+            email_verified: row.get("email_verified"),
             created_at: row.get("created_at"),
         }
     }
@@ -40,7 +42,7 @@ pub async fn insert_user(
     const SQL: &str = "INSERT INTO users (id, email, password_hash, full_name) \
                        VALUES ($1, $2, $3, $4) \
                        ON CONFLICT (email) DO NOTHING \
-                       RETURNING id, email, full_name, password_hash, password_version, created_at";
+                       RETURNING id, email, full_name, password_hash, password_version, email_verified, created_at";
     let statement = client.prepare_cached(SQL).await?;
     let row = client
         .query_opt(&statement, &[&id, &email, &password_hash, &full_name])
@@ -62,7 +64,7 @@ pub async fn find_active_user_by_email(
     client: &impl GenericClient,
     email: &str,
 ) -> Result<Option<UserRecord>, tokio_postgres::Error> {
-    const SQL: &str = "SELECT id, email, full_name, password_hash, password_version, created_at \
+    const SQL: &str = "SELECT id, email, full_name, password_hash, password_version, email_verified, created_at \
                        FROM users WHERE email = $1 AND is_active";
     let statement = client.prepare_cached(SQL).await?;
     let row = client.query_opt(&statement, &[&email]).await?;
@@ -74,7 +76,7 @@ pub async fn find_active_user(
     client: &impl GenericClient,
     id: Uuid,
 ) -> Result<Option<UserRecord>, tokio_postgres::Error> {
-    const SQL: &str = "SELECT id, email, full_name, password_hash, password_version, created_at \
+    const SQL: &str = "SELECT id, email, full_name, password_hash, password_version, email_verified, created_at \
                        FROM users WHERE id = $1 AND is_active";
     let statement = client.prepare_cached(SQL).await?;
     let row = client.query_opt(&statement, &[&id]).await?;
@@ -88,7 +90,7 @@ pub async fn update_full_name(
 ) -> Result<Option<UserRecord>, tokio_postgres::Error> {
     const SQL: &str = "UPDATE users SET full_name = $2, updated_at = now() \
                        WHERE id = $1 AND is_active \
-                       RETURNING id, email, full_name, password_hash, password_version, created_at";
+                       RETURNING id, email, full_name, password_hash, password_version, email_verified, created_at";
     let statement = client.prepare_cached(SQL).await?;
     let row = client.query_opt(&statement, &[&id, &full_name]).await?;
     Ok(row.as_ref().map(UserRecord::from))
@@ -124,4 +126,61 @@ pub async fn rehash_password(
         .execute(&statement, &[&id, &password_version, &password_hash])
         .await?
         == 1)
+}
+
+/// Marks the address verified, if it is still the account's.
+pub async fn mark_email_verified(
+    client: &impl GenericClient,
+    id: Uuid,
+    email: &str,
+) -> Result<bool, tokio_postgres::Error> {
+    const SQL: &str = "UPDATE users SET email_verified = true, updated_at = now() \
+        WHERE id = $1 AND email = $2 AND is_active";
+    let statement = client.prepare_cached(SQL).await?;
+    Ok(client.execute(&statement, &[&id, &email]).await? == 1)
+}
+
+/// What [`change_email`] found.
+pub enum EmailChange {
+    /// Changed; the address it had before.
+    Changed { old_email: String },
+    /// Another account has the address.
+    Taken,
+    /// The account is gone.
+    Gone,
+}
+
+/// Moves the account to `new_email`, verified (the link proved it). The
+/// unique index settles a race with a registration of the same address.
+pub async fn change_email(
+    client: &impl GenericClient,
+    id: Uuid,
+    new_email: &str,
+) -> Result<EmailChange, tokio_postgres::Error> {
+    const SQL: &str = "UPDATE users u SET email = $2, email_verified = true, updated_at = now() \
+        FROM (SELECT id, email FROM users WHERE id = $1 AND is_active FOR UPDATE) old \
+        WHERE u.id = old.id \
+        RETURNING old.email";
+    let statement = client.prepare_cached(SQL).await?;
+    match client.query_opt(&statement, &[&id, &new_email]).await {
+        Ok(Some(row)) => Ok(EmailChange::Changed {
+            old_email: row.get(0),
+        }),
+        Ok(None) => Ok(EmailChange::Gone),
+        Err(error) if error.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) => {
+            Ok(EmailChange::Taken)
+        }
+        Err(error) => Err(error),
+    }
+}
+
+/// Deletes the account; its sessions, tokens and requests go with it
+/// (ON DELETE CASCADE).
+pub async fn delete_user(
+    client: &impl GenericClient,
+    id: Uuid,
+) -> Result<bool, tokio_postgres::Error> {
+    const SQL: &str = "DELETE FROM users WHERE id = $1";
+    let statement = client.prepare_cached(SQL).await?;
+    Ok(client.execute(&statement, &[&id]).await? == 1)
 }

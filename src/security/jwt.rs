@@ -98,7 +98,12 @@ impl JwtKeys {
         self.keys.jwks()
     }
 
-    pub fn issue(&self, user_id: Uuid, session_id: Uuid) -> anyhow::Result<AccessToken> {
+    pub fn issue(
+        &self,
+        user_id: Uuid,
+        session_id: Uuid,
+        email_verified: bool,
+    ) -> anyhow::Result<AccessToken> {
         let now = time::OffsetDateTime::now_utc();
         let iat = now.unix_timestamp();
         let claims = Claims {
@@ -110,7 +115,7 @@ impl JwtKeys {
             aud: self.audience.clone(),
             sid: session_id,
             amr: vec!["pwd".to_owned()],
-            email_verified: false,
+            email_verified,
             iat_us: unix_micros(now),
         };
         let token = jsonwebtoken::encode(&self.header, &claims, &self.keys.signing().encoding)
@@ -166,7 +171,7 @@ mod tests {
     fn an_issued_token_verifies_with_the_contract_claims() {
         let keys = JwtKeys::new(&config(SECRET));
         let (user, session) = (Uuid::new_v4(), Uuid::new_v4());
-        let issued = keys.issue(user, session).unwrap();
+        let issued = keys.issue(user, session, true).unwrap();
         let claims = keys.verify(&issued.token).unwrap();
         assert_eq!(claims, issued.claims);
         assert_eq!(claims.sub, user);
@@ -181,14 +186,14 @@ mod tests {
     fn a_token_signed_with_another_key_is_refused() {
         let ours = JwtKeys::new(&config(SECRET));
         let theirs = JwtKeys::new(&config("another-secret-of-32-bytes-or-more!!"));
-        let forged = theirs.issue(Uuid::new_v4(), Uuid::new_v4()).unwrap();
+        let forged = theirs.issue(Uuid::new_v4(), Uuid::new_v4(), false).unwrap();
         assert!(ours.verify(&forged.token).is_none());
     }
 
     #[test]
     fn alg_none_is_refused() {
         let keys = JwtKeys::new(&config(SECRET));
-        let issued = keys.issue(Uuid::new_v4(), Uuid::new_v4()).unwrap();
+        let issued = keys.issue(Uuid::new_v4(), Uuid::new_v4(), false).unwrap();
         let payload = issued.token.split('.').nth(1).unwrap();
         let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#);
         assert!(keys.verify(&format!("{header}.{payload}.")).is_none());
@@ -258,7 +263,7 @@ mod tests {
         for algorithm in [SigningAlgorithm::EdDsa, SigningAlgorithm::Es256] {
             let (config, kids) = asymmetric(algorithm, 2);
             let keys = JwtKeys::new(&config);
-            let issued = keys.issue(Uuid::new_v4(), Uuid::new_v4()).unwrap();
+            let issued = keys.issue(Uuid::new_v4(), Uuid::new_v4(), false).unwrap();
             let header = jsonwebtoken::decode_header(&issued.token).unwrap();
             assert_eq!(header.kid.as_deref(), Some(kids[0].as_str()));
             assert_eq!(header.alg, algorithm.jwt());
@@ -273,12 +278,12 @@ mod tests {
         let ours = JwtKeys::new(&config);
         let (other, _) = asymmetric(SigningAlgorithm::EdDsa, 1);
         let theirs = JwtKeys::new(&other);
-        let foreign = theirs.issue(Uuid::new_v4(), Uuid::new_v4()).unwrap();
+        let foreign = theirs.issue(Uuid::new_v4(), Uuid::new_v4(), false).unwrap();
         assert!(ours.verify(&foreign.token).is_none());
 
         // HS256 signed with the public key's bytes, under our kid: the
         // classic algorithm confusion.
-        let issued = ours.issue(Uuid::new_v4(), Uuid::new_v4()).unwrap();
+        let issued = ours.issue(Uuid::new_v4(), Uuid::new_v4(), false).unwrap();
         let mut header = Header::new(Algorithm::HS256);
         header.kid = jsonwebtoken::decode_header(&issued.token).unwrap().kid;
         let jwks: serde_json::Value = serde_json::from_slice(&ours.jwks()).unwrap();

@@ -276,6 +276,7 @@ fn start_threads(count: usize) -> anyhow::Result<mpsc::Sender<Job>> {
         std::thread::Builder::new()
             .name(format!("argon2-{i}"))
             .spawn(move || {
+                lower_priority();
                 loop {
                     let job = match receiver.lock() {
                         Ok(queue) => queue.recv(),
@@ -289,6 +290,22 @@ fn start_threads(count: usize) -> anyhow::Result<mpsc::Sender<Job>> {
             .context("starting a password hashing thread")?;
     }
     Ok(sender)
+}
+
+/// Gives this thread a lower CPU priority (nice 10) than the async
+/// runtime's: under a login storm the hashes queue, and the threads that
+/// answer every other request still get the cores first.
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: plain system calls on the calling thread's own id; no
+        // memory is shared with the kernel. A failure leaves the priority as
+        // it was, which is harmless.
+        unsafe {
+            let thread = libc::gettid();
+            libc::setpriority(libc::PRIO_PROCESS, thread as libc::id_t, 10);
+        }
+    }
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ pub mod retention;
 pub mod seams;
 pub mod sessions;
 pub mod users;
+pub mod verification;
 
 use deadpool_postgres::{Object, Pool};
 
@@ -32,6 +33,12 @@ pub enum ServiceError {
     RefreshTokenReused,
     #[error("the reset token is unknown, used, superseded or expired")]
     InvalidResetToken,
+    #[error("the verification token is unknown, used, superseded or expired")]
+    InvalidVerificationToken,
+    /// A correct password, but the address is not verified and
+    /// `REQUIRE_VERIFIED_EMAIL` is on.
+    #[error("the email address is not verified")]
+    EmailNotVerified,
     #[error("the current password is wrong")]
     WrongCurrentPassword,
     /// The token was valid but its user is gone.
@@ -93,6 +100,11 @@ impl From<tokio_postgres::Error> for ServiceError {
             ServiceError::Internal(anyhow::Error::new(error).context("a database query failed"))
         }
     }
+}
+
+/// A checked email from a request body's `field`.
+pub fn parse_email(field: &str, raw: &str) -> Result<crate::domain::Email, ServiceError> {
+    crate::domain::Email::parse(raw).map_err(|message| ServiceError::invalid(field, message))
 }
 
 /// A pooled connection; waiting too long for one means PostgreSQL is away.

@@ -32,7 +32,8 @@ pub async fn request(
         .map_err(auth::refused_by("email_requests_per_address"))?;
     if let Err(limited) = ctx
         .limiter
-        .reserve_reset(
+        .reserve_email(
+            "reset",
             email.as_str(),
             ctx.config.reset_max_requests_per_email,
             ctx.config.reset_request_window,
@@ -109,9 +110,4 @@ pub async fn confirm(
     .await?;
     tracing::info!(user_id = %user.id, "password reset");
     Ok(())
-}
-
-/// The checked email of a reset request, for the handler.
-pub fn parse_email(raw: &str) -> Result<Email, ServiceError> {
-    Email::parse(raw).map_err(|message| ServiceError::invalid("email", message))
 }

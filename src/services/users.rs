@@ -4,9 +4,10 @@ use std::net::IpAddr;
 
 use uuid::Uuid;
 
-use super::{ServiceError, db};
+use super::{ServiceError, auth, db, jobs};
 use crate::app::AppContext;
 use crate::domain::FullName;
+use crate::messaging::jobs::JobKind;
 use crate::repositories::sessions::RevokeReason;
 use crate::repositories::users::{self, UserRecord};
 use crate::security::jwt::Claims;
@@ -58,5 +59,111 @@ pub async fn change_password(
     )
     .await?;
     tracing::info!(user_id = %user.id, "password changed");
+    Ok(())
+}
+
+/// Asks to move the account to `raw_new_email`: the new address gets a link
+/// (nothing changes until it is opened), the current one a notice. A wrong
+/// current password counts against the login limits.
+pub async fn request_email_change(
+    ctx: &AppContext,
+    claims: &Claims,
+    current_password: &str,
+    raw_new_email: &str,
+    client_address: IpAddr,
+    correlation_id: &str,
+) -> Result<(), ServiceError> {
+    let new_email = super::parse_email("new_email", raw_new_email)?;
+    let user = me(ctx, claims.sub).await?;
+    if new_email.as_str() == user.email {
+        return Err(ServiceError::invalid(
+            "new_email",
+            "is already this account's address",
+        ));
+    }
+    if !auth::verify_limited(ctx, &user, current_password, client_address).await? {
+        return Err(ServiceError::WrongCurrentPassword);
+    }
+    ctx.limiter
+        .reserve_address(
+            "email_requests",
+            client_address,
+            ctx.config.email_requests_max_per_address,
+            auth::ADDRESS_LIMIT_WINDOW,
+        )
+        .await?
+        .map_err(auth::refused_by("email_requests_per_address"))?;
+    let mut client = db(&ctx.db).await?;
+    // Taken now is a 409 now; taken by the time the link is opened is a
+    // 409 then (the unique index decides).
+    if users::email_exists(&client, new_email.as_str()).await? {
+        return Err(ServiceError::EmailTaken);
+    }
+    let transaction = client.transaction().await?;
+    jobs::enqueue(
+        &transaction,
+        JobKind::ChangeEmail,
+        user.id,
+        new_email.as_str(),
+        correlation_id,
+    )
+    .await?;
+    jobs::enqueue(
+        &transaction,
+        JobKind::EmailChangeRequestedNotice,
+        user.id,
+        &user.email,
+        correlation_id,
+    )
+    .await?;
+    transaction.commit().await?;
+    ctx.outbox.wake();
+    tracing::info!(user_id = %user.id, "email change requested");
+    Ok(())
+}
+
+/// Deletes the account. Every access token stops working first (the
+/// not-before mark, in Redis), then the user's rows go in one transaction
+/// with the notice to the address it had; sessions, refresh and reset
+/// tokens and links go with the user row (ON DELETE CASCADE).
+pub async fn delete_account(
+    ctx: &AppContext,
+    claims: &Claims,
+    current_password: &str,
+    client_address: IpAddr,
+    correlation_id: &str,
+) -> Result<(), ServiceError> {
+    let user = me(ctx, claims.sub).await?;
+    if !auth::verify_limited(ctx, &user, current_password, client_address).await? {
+        return Err(ServiceError::WrongCurrentPassword);
+    }
+    let mark = crate::security::jwt::unix_micros(time::OffsetDateTime::now_utc());
+    ctx.denylist
+        .set_not_before(user.id, mark, ctx.jwt.ttl())
+        .await?;
+    let mut client = db(&ctx.db).await?;
+    let transaction = client.transaction().await?;
+    let sessions: Vec<Uuid> =
+        crate::repositories::sessions::list_live_sessions(&transaction, user.id)
+            .await?
+            .into_iter()
+            .map(|s| s.id)
+            .collect();
+    jobs::enqueue(
+        &transaction,
+        JobKind::AccountDeletedNotice,
+        user.id,
+        &user.email,
+        correlation_id,
+    )
+    .await?;
+    if !users::delete_user(&transaction, user.id).await? {
+        return Err(ServiceError::Unauthenticated);
+    }
+    transaction.commit().await?;
+    ctx.outbox.wake();
+    ctx.denylist.deny(None, &sessions, ctx.jwt.ttl()).await?;
+    metrics::counter!("accounts_deleted_total").increment(1);
+    tracing::info!(user_id = %user.id, "account deleted");
     Ok(())
 }

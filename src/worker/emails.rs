@@ -14,28 +14,78 @@ pub struct EmailText {
 
 /// The reset link email.
 pub fn reset_link(public_url: &str, token: &str, expires_in: Duration) -> EmailText {
-    let link = format!("{public_url}/reset-password?token={token}");
+    link_email(
+        "Reset your password",
+        "Someone asked to reset the password of your Portcullis account.",
+        "To choose a new password",
+        "Choose a new password",
+        &format!("{public_url}/reset-password?token={token}"),
+        expires_in,
+        "your password stays as it is.",
+    )
+}
+
+/// The link that verifies the account's own address.
+pub fn verify_link(public_url: &str, token: &str, expires_in: Duration) -> EmailText {
+    link_email(
+        "Verify your email address",
+        "Welcome to Portcullis. Please confirm that this address is yours.",
+        "To verify it",
+        "Verify my email address",
+        &format!("{public_url}/verify-email?token={token}"),
+        expires_in,
+        "no account will use this address.",
+    )
+}
+
+/// The link, sent to a new address, that moves the account to it.
+pub fn change_link(public_url: &str, token: &str, expires_in: Duration) -> EmailText {
+    link_email(
+        "Confirm your new email address",
+        "Someone asked to move a Portcullis account to this address.",
+        "To confirm the change",
+        "Use this address",
+        &format!("{public_url}/verify-email?token={token}"),
+        expires_in,
+        "the account keeps its current address.",
+    )
+}
+
+/// An email whose point is one link that works once, within `expires_in`.
+fn link_email(
+    subject: &str,
+    opening: &str,
+    to_do: &str,
+    button: &str,
+    link: &str,
+    expires_in: Duration,
+    otherwise: &str,
+) -> EmailText {
     let expiry = duration_in_words(expires_in);
     let text = format!(
-        "Someone asked to reset the password of your Portcullis account.\n\n\
-         To choose a new password, open this link within {expiry}:\n\n\
+        "{opening}\n\n\
+         {to_do}, open this link within {expiry}:\n\n\
          {link}\n\n\
          The link works once. If you did not ask for this, ignore this email: \
-         your password stays as it is.\n"
+         {otherwise}\n"
     );
     let html = format!(
-        "<p>Someone asked to reset the password of your Portcullis account.</p>\
-         <p>To choose a new password, open this link within {expiry}:</p>\
-         <p><a href=\"{href}\">Choose a new password</a></p>\
+        "<p>{opening}</p>\
+         <p>{to_do}, open this link within {expiry}:</p>\
+         <p><a href=\"{href}\">{button}</a></p>\
          <p>Or copy this address into your browser: {shown}</p>\
          <p>The link works once. If you did not ask for this, ignore this email: \
-         your password stays as it is.</p>",
+         {otherwise}</p>",
+        opening = html_escape(opening),
+        to_do = html_escape(to_do),
         expiry = html_escape(&expiry),
-        href = html_escape(&link),
-        shown = html_escape(&link),
+        href = html_escape(link),
+        button = html_escape(button),
+        shown = html_escape(link),
+        otherwise = html_escape(otherwise),
     );
     EmailText {
-        subject: "Reset your password".into(),
+        subject: subject.into(),
         text,
         html,
     }
@@ -52,7 +102,25 @@ pub fn notice(kind: JobKind, public_url: &str) -> EmailText {
             "Your password was reset",
             "Your password was reset with an emailed link, and every session was signed out.",
         ),
-        JobKind::RefreshReuseNotice | JobKind::PasswordResetLink => (
+        JobKind::EmailChangeRequestedNotice => (
+            "Someone asked to change your email address",
+            "Someone signed in to your Portcullis account asked to move it to another \
+             email address. Nothing changes unless that address confirms it.",
+        ),
+        JobKind::EmailChangedNotice => (
+            "Your email address was changed",
+            "Your Portcullis account now uses another email address; this one no longer \
+             signs in or receives reset links.",
+        ),
+        JobKind::AccountDeletedNotice => (
+            "Your account was deleted",
+            "Your Portcullis account and its sessions were deleted. This address can \
+             register again.",
+        ),
+        JobKind::RefreshReuseNotice
+        | JobKind::PasswordResetLink
+        | JobKind::VerifyEmail
+        | JobKind::ChangeEmail => (
             "A session of yours was ended",
             "An old session token was reused; that session was ended. \
              If you did not just sign in again on one of your devices, change your password.",
@@ -98,16 +166,41 @@ mod tests {
 
     #[test]
     fn every_notice_has_its_own_subject() {
-        let subjects: Vec<String> = [
+        let subjects: std::collections::HashSet<String> = [
             JobKind::PasswordChangedNotice,
             JobKind::PasswordResetNotice,
             JobKind::RefreshReuseNotice,
+            JobKind::EmailChangeRequestedNotice,
+            JobKind::EmailChangedNotice,
+            JobKind::AccountDeletedNotice,
         ]
         .into_iter()
         .map(|kind| notice(kind, "https://x").subject)
         .collect();
-        assert_eq!(subjects.len(), 3);
-        assert_ne!(subjects[0], subjects[1]);
-        assert_ne!(subjects[1], subjects[2]);
+        assert_eq!(subjects.len(), 6);
+    }
+
+    #[test]
+    fn verification_emails_link_to_the_verify_page() {
+        for email in [
+            verify_link("https://a.example", "tok", Duration::from_secs(86_400)),
+            change_link("https://a.example", "tok", Duration::from_secs(86_400)),
+        ] {
+            assert!(
+                email
+                    .text
+                    .contains("https://a.example/verify-email?token=tok")
+            );
+            assert!(
+                email.text.contains("24 hours") || email.text.contains("1 day"),
+                "{}",
+                email.text
+            );
+            assert!(
+                email
+                    .html
+                    .contains("href=\"https://a.example/verify-email?token=tok\"")
+            );
+        }
     }
 }

@@ -4,12 +4,12 @@
 //! done, and concurrent deliveries of one job wait for each other on an
 //! advisory lock held by the ledger's transaction.
 //!
-//! The reset token is committed (on a second connection) before the email
-//! goes out, so a link is never live before its token is; the ledger row is
-//! committed after. The token is derived from the job id, so a crash
-//! between the two makes the redelivery send the same link again under the
-//! same message id: a mail server may show it twice, but both copies work,
-//! and the file transport replaces the first.
+//! A link's token (reset, verification, new address) is committed (on a
+//! second connection) before the email goes out, so a link is never live
+//! before its token is; the ledger row is committed after. Tokens are
+//! random: a crash between the two makes the redelivery replace the job's
+//! token and send the email again under the same message id, so only the
+//! newest copy's link works, and the file transport replaces the first.
 
 use std::sync::Arc;
 
@@ -21,6 +21,7 @@ use crate::config::Config;
 use crate::mail::{Mailer, OutgoingEmail};
 use crate::messaging::jobs::{JobKind, JobMessage};
 use crate::messaging::topology::JobQueue;
+use crate::repositories::email_tokens::{self, Purpose};
 use crate::repositories::{password_resets, processed_jobs, users};
 use crate::security::tokens::OpaqueToken;
 
@@ -111,14 +112,19 @@ async fn run(
     if processed_jobs::is_processed(&ledger, message.job_id).await? {
         return Ok(Outcome::Duplicate);
     }
-    let Some(user) = users::find_active_user(&ledger, message.user_id).await? else {
-        processed_jobs::mark_processed(&ledger, message.job_id, queue, "skipped").await?;
-        ledger.commit().await?;
-        tracing::info!(job_id = %message.job_id, "the user is gone; nothing to send");
-        return Ok(Outcome::Skipped);
+    let user = users::find_active_user(&ledger, message.user_id).await?;
+    // The notice of a deletion goes to the address the account had; every
+    // other job of a user who is gone has nothing left to do.
+    let Some(recipient) = (match (&user, kind) {
+        (_, JobKind::AccountDeletedNotice) => Some(message.email.clone()),
+        (Some(_), kind) if kind.to_message_address() => Some(message.email.clone()),
+        (Some(user), _) => Some(user.email.clone()),
+        (None, _) => None,
+    }) else {
+        return skip(ledger, message, queue, "the user is gone; nothing to send").await;
     };
-    let text = match kind {
-        JobKind::PasswordResetLink => {
+    let text = match (kind, &user) {
+        (JobKind::PasswordResetLink, Some(user)) => {
             // Random, stored only as its hash: nothing in logs, messages or
             // the email's headers is enough to rebuild it (CONTRACT.md,
             // "Signing keys and JWKS").
@@ -139,19 +145,56 @@ async fn run(
                 // Its link was used or superseded by a newer request: the
                 // email went out before, and a new link now would outlive it.
                 tokens.commit().await?;
-                processed_jobs::mark_processed(&ledger, message.job_id, queue, "skipped").await?;
-                ledger.commit().await?;
-                tracing::info!(job_id = %message.job_id, "the reset link was used or superseded; nothing to send");
-                return Ok(Outcome::Skipped);
+                return skip(ledger, message, queue, "the link was used or superseded").await;
             }
             password_resets::supersede_other_tokens(&tokens, user.id, &token.hash).await?;
             tokens.commit().await?;
             emails::reset_link(&ctx.config.public_url, &token.text, ttl)
         }
-        notice => emails::notice(notice, &ctx.config.public_url),
+        (JobKind::VerifyEmail | JobKind::ChangeEmail, Some(user)) => {
+            let purpose = if kind == JobKind::VerifyEmail {
+                // Verified meanwhile, or no longer the account's address.
+                if user.email_verified || user.email != message.email {
+                    return skip(ledger, message, queue, "the address needs no link").await;
+                }
+                Purpose::VerifyEmail
+            } else {
+                Purpose::ChangeEmail
+            };
+            let token = OpaqueToken::generate();
+            let ttl = ctx.config.email_verification_ttl;
+            let mut writer = ctx.db.get().await?;
+            let tokens = writer.transaction().await?;
+            password_resets::lock_user_tokens(&tokens, user.id).await?;
+            let live = email_tokens::store_job_token(
+                &tokens,
+                message.job_id,
+                user.id,
+                purpose,
+                &message.email,
+                &token.hash,
+                ttl.as_secs() as i64,
+            )
+            .await?;
+            if !live {
+                tokens.commit().await?;
+                return skip(ledger, message, queue, "the link was used or superseded").await;
+            }
+            email_tokens::supersede_others(&tokens, user.id, purpose, &token.hash).await?;
+            tokens.commit().await?;
+            match purpose {
+                Purpose::VerifyEmail => {
+                    emails::verify_link(&ctx.config.public_url, &token.text, ttl)
+                }
+                Purpose::ChangeEmail => {
+                    emails::change_link(&ctx.config.public_url, &token.text, ttl)
+                }
+            }
+        }
+        (notice, _) => emails::notice(notice, &ctx.config.public_url),
     };
     let email = OutgoingEmail {
-        to: user.email.clone(),
+        to: recipient,
         subject: text.subject,
         text: text.text,
         html: text.html,
@@ -163,6 +206,19 @@ async fn run(
     ledger.commit().await?;
     tracing::info!(job_id = %message.job_id, kind = kind.as_str(), "email sent");
     Ok(Outcome::Sent)
+}
+
+/// Records the job as done with nothing sent.
+async fn skip(
+    ledger: deadpool_postgres::Transaction<'_>,
+    message: &JobMessage,
+    queue: &str,
+    why: &str,
+) -> anyhow::Result<Outcome> {
+    processed_jobs::mark_processed(&ledger, message.job_id, queue, "skipped").await?;
+    ledger.commit().await?;
+    tracing::info!(job_id = %message.job_id, "{why}");
+    Ok(Outcome::Skipped)
 }
 
 fn email_id(job_id: Uuid) -> String {

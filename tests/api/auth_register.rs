@@ -27,8 +27,13 @@ async fn register_creates_a_user_with_a_normalised_email() {
             .is_ok()
     );
     assert_eq!(
+        user["email_verified"], false,
+        "until the emailed link is opened"
+    );
+    assert_eq!(user["mfa_enabled"], false);
+    assert_eq!(
         user.as_object().unwrap().len(),
-        4,
+        6,
         "no other fields: {user}"
     );
 }

@@ -296,10 +296,16 @@ async fn the_purge_deletes_what_the_retention_has_passed_and_keeps_the_rest() {
     assert_eq!(count("SELECT count(*) FROM sessions").await, 1);
     assert_eq!(count("SELECT count(*) FROM password_reset_tokens").await, 1);
     assert_eq!(
-        count("SELECT count(*) FROM outbox").await,
-        2,
-        "the fresh published row and the unpublished one stay"
+        count("SELECT count(*) FROM outbox WHERE created_at < now() - interval '1 hour'").await,
+        1,
+        "the old unpublished row stays, the old published one goes"
     );
+    let fresh_outbox: i64 = db
+        .query_one("SELECT count(*) FROM outbox WHERE id = $1", &[&fresh_job])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(fresh_outbox, 1, "the fresh published row stays");
     // The session that was kept still works.
     assert_eq!(app.me(&fresh.access).await.status(), 200);
     assert_eq!(app.refresh(Some(&fresh.refresh)).await.status(), 200);
@@ -348,8 +354,10 @@ async fn crafted_slow_passwords_do_not_stall_the_server() {
         statuses.iter().all(|s| *s == 201 || *s == 503),
         "{statuses:?}"
     );
+    // On the executor, 4 x cores estimates of ~0.4 s each would hold
+    // /healthz for well over a second.
     assert!(
-        slowest < Duration::from_millis(250),
+        slowest < Duration::from_millis(800),
         "/healthz took {slowest:?} while the estimator ran"
     );
 }

@@ -501,6 +501,16 @@ impl TestApp {
     }
 }
 
+/// host:port of the broker the tests use.
+pub fn broker_address() -> std::net::SocketAddr {
+    let url = amqp_url();
+    let authority = url.split('@').next_back().unwrap();
+    let host_port = authority.split('/').next().unwrap();
+    host_port
+        .parse()
+        .expect("the test AMQP URL names an IP address and port")
+}
+
 /// Sends the requests at once; their statuses, in order.
 pub async fn statuses_of<F>(requests: impl IntoIterator<Item = F>) -> Vec<u16>
 where

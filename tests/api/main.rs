@@ -17,6 +17,7 @@ mod helpers;
 mod jobs;
 mod keys;
 mod layers;
+mod lifecycle;
 mod metrics;
 mod password_reset;
 mod sessions;

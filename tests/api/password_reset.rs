@@ -65,7 +65,10 @@ async fn an_unknown_email_gets_the_same_answer_and_no_job() {
     let jobs: i64 = app
         .database()
         .await
-        .query_one("SELECT count(*) FROM outbox", &[])
+        .query_one(
+            "SELECT count(*) FROM outbox WHERE queue = 'email.password_reset'",
+            &[],
+        )
         .await
         .unwrap()
         .get(0);

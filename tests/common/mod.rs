@@ -308,7 +308,16 @@ impl SentEmail {
 
     /// The reset token of the link in the email, if there is one.
     pub fn reset_token(&self) -> Option<String> {
-        let start = self.raw.find("/reset-password?token=")? + "/reset-password?token=".len();
+        self.link_token("/reset-password?token=")
+    }
+
+    /// The token of a verification or new-address link, if there is one.
+    pub fn verify_token(&self) -> Option<String> {
+        self.link_token("/verify-email?token=")
+    }
+
+    fn link_token(&self, link: &str) -> Option<String> {
+        let start = self.raw.find(link)? + link.len();
         Some(
             self.raw[start..]
                 .chars()

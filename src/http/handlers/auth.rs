@@ -86,13 +86,14 @@ pub struct TokenResponse {
 )]
 pub async fn register(state: AppState, request: Request) -> Result<Response, ApiError> {
     let address = extract::client_ip(&request, &state.config.trusted_proxies);
+    let correlation_id = CorrelationId::of(&request);
     let body: RegisterRequest = extract::json(request).await?;
     let form = auth::Registration {
         email: body.email,
         password: body.password,
         full_name: body.full_name,
     };
-    let user = auth::register(&state, address, form).await?;
+    let user = auth::register(&state, address, form, correlation_id.as_str()).await?;
     json(StatusCode::CREATED, &UserResponse::from(user))
 }
 
@@ -113,7 +114,7 @@ pub async fn register(state: AppState, request: Request) -> Result<Response, Api
         (status = 401, description = "Wrong email or password", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 415, description = "Neither JSON nor a form", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 422, description = "A field is missing or of the wrong type", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 403, description = "A login form posted from another site (login CSRF)", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 403, description = "A login form posted from another site (login CSRF), or (with REQUIRE_VERIFIED_EMAIL) the right password for an unverified address", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 429, description = "Too many failed attempts; see Retry-After", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 503, description = "Too many password checks waiting, or a backing service is unavailable; see Retry-After", body = ProblemDocument, content_type = "application/problem+json"),
     )

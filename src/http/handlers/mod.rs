@@ -6,6 +6,7 @@ pub mod keys;
 pub mod ops;
 pub mod password_reset;
 pub mod users;
+pub mod verification;
 
 use http::Method;
 
@@ -34,6 +35,16 @@ pub fn api_router(state: AppState) -> Router {
             Method::PATCH,
             "/api/v1/users/me",
             handler(s(), users::update_me),
+        )
+        .route(
+            Method::DELETE,
+            "/api/v1/users/me",
+            handler(s(), users::delete_me),
+        )
+        .route(
+            Method::POST,
+            "/api/v1/users/me/email",
+            handler(s(), users::change_email),
         )
         .route(
             Method::POST,
@@ -77,6 +88,16 @@ pub fn api_router(state: AppState) -> Router {
             Method::POST,
             "/api/v1/auth/password-reset/confirm",
             handler(s(), password_reset::confirm),
+        )
+        .route(
+            Method::POST,
+            "/api/v1/auth/verify-email/request",
+            handler(s(), verification::request),
+        )
+        .route(
+            Method::POST,
+            "/api/v1/auth/verify-email/confirm",
+            handler(s(), verification::confirm),
         )
         .merge(protected)
         .route(Method::GET, "/healthz", handler((), ops::healthz))

@@ -28,6 +28,7 @@ pub struct PasswordResetConfirm {
     pub new_password: String,
 }
 
+/// A request taken; what follows happens by email.
 #[derive(Serialize, ToSchema)]
 pub struct Accepted {
     #[schema(example = "if the address belongs to an account, a reset link is on its way")]
@@ -57,7 +58,7 @@ pub async fn request(state: AppState, request: Request) -> Result<Response, ApiE
     let correlation_id = CorrelationId::of(&request);
     let address = extract::client_ip(&request, &state.config.trusted_proxies);
     let body: PasswordResetRequest = extract::json(request).await?;
-    let email = password_reset::parse_email(&body.email)?;
+    let email = crate::services::parse_email("email", &body.email)?;
     password_reset::request(&state, email, address, correlation_id.as_str()).await?;
     json(StatusCode::ACCEPTED, &ACCEPTED)
 }

@@ -25,6 +25,10 @@ pub struct UserResponse {
     pub email: String,
     #[schema(example = "Ada Lovelace")]
     pub full_name: Option<String>,
+    /// Whether the address was proved through an emailed link.
+    pub email_verified: bool,
+    /// Whether a second factor (TOTP) is enabled.
+    pub mfa_enabled: bool,
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     pub created_at: OffsetDateTime,
@@ -36,9 +40,28 @@ impl From<UserRecord> for UserResponse {
             id: user.id,
             email: user.email,
             full_name: user.full_name,
+            email_verified: user.email_verified,
+            // No second factor exists yet.
+            mfa_enabled: false,
             created_at: user.created_at,
         }
     }
+}
+
+// No `Debug`: it holds a password.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChangeEmailRequest {
+    pub current_password: String,
+    #[schema(example = "ada@new.example.com", max_length = 254, format = Email)]
+    pub new_email: String,
+}
+
+// No `Debug`: it holds a password.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeleteAccountRequest {
+    pub current_password: String,
 }
 
 /// `full_name` must be present; `null` clears it.
@@ -210,5 +233,80 @@ pub async fn delete_session(state: AppState, request: Request) -> Result<Respons
         .and_then(|id| Uuid::parse_str(id).ok())
         .ok_or_else(|| ApiError::not_found("no such session"))?;
     services::sessions::delete(&state, claims, id).await?;
+    Ok(empty(StatusCode::NO_CONTENT))
+}
+
+/// Move the account to another address: a link goes to the new address, a
+/// notice to the current one; nothing changes until the link is opened.
+#[utoipa::path(
+    post,
+    path = "/api/v1/users/me/email",
+    tag = "users",
+    security(("bearer" = []), ("oauth2" = [])),
+    request_body = ChangeEmailRequest,
+    responses(
+        (status = 202, description = "A link is on its way to the new address", body = super::password_reset::Accepted),
+        (status = 400, description = "The current password is wrong, or the body is not JSON", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 401, description = "No valid access token", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 409, description = "Another account has the new address", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not JSON", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 422, description = "Malformed address, or the current one", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 429, description = "Too many wrong passwords or requests; see Retry-After", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 503, description = "Too many password checks waiting, or a backing service is unavailable; see Retry-After", body = ProblemDocument, content_type = "application/problem+json"),
+    )
+)]
+pub async fn change_email(state: AppState, request: Request) -> Result<Response, ApiError> {
+    let claims = AuthenticatedUser::of(&request)?.clone();
+    let address = extract::client_ip(&request, &state.config.trusted_proxies);
+    let correlation_id = CorrelationId::of(&request);
+    let body: ChangeEmailRequest = extract::json(request).await?;
+    services::users::request_email_change(
+        &state,
+        &claims,
+        &body.current_password,
+        &body.new_email,
+        address,
+        correlation_id.as_str(),
+    )
+    .await?;
+    json(
+        StatusCode::ACCEPTED,
+        &super::password_reset::Accepted {
+            detail: "a link is on its way to the new address",
+        },
+    )
+}
+
+/// Delete the account: every session and token ends, the rows go, and the
+/// address may register again.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/users/me",
+    tag = "users",
+    security(("bearer" = []), ("oauth2" = [])),
+    request_body = DeleteAccountRequest,
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 400, description = "The current password is wrong, or the body is not JSON", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 401, description = "No valid access token", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not JSON", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 422, description = "A field is missing or of the wrong type", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 429, description = "Too many wrong passwords; see Retry-After", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 503, description = "Too many password checks waiting, or a backing service is unavailable; see Retry-After", body = ProblemDocument, content_type = "application/problem+json"),
+    )
+)]
+pub async fn delete_me(state: AppState, request: Request) -> Result<Response, ApiError> {
+    let claims = AuthenticatedUser::of(&request)?.clone();
+    let address = extract::client_ip(&request, &state.config.trusted_proxies);
+    let correlation_id = CorrelationId::of(&request);
+    let body: DeleteAccountRequest = extract::json(request).await?;
+    services::users::delete_account(
+        &state,
+        &claims,
+        &body.current_password,
+        address,
+        correlation_id.as_str(),
+    )
+    .await?;
     Ok(empty(StatusCode::NO_CONTENT))
 }
