@@ -74,6 +74,11 @@ async fn the_readme_curl_examples_work() {
     assert!(stdout.contains(r#""email":"ada@example.com""#), "{stdout}");
     assert!(stdout.contains(r#""current":true"#), "{stdout}");
     assert!(stdout.contains("reset link is on its way"), "{stdout}");
+    // The account's life: verified, moved, then deleted.
+    assert!(
+        stdout.contains(r#""email":"grace@navy.example","full_name":null,"email_verified":true"#),
+        "{stdout}"
+    );
     // The JWKS check without a JOSE library verified a real token.
     assert!(
         stdout.contains("Signature Verified Successfully"),
