@@ -21,7 +21,7 @@ test:
     @just checks
 
 # The checks of `just test`, once the services answer.
-checks: fmt-check clippy test-suite openapi-check schemathesis ts-client-test promtool-check
+checks: fmt-check clippy test-suite openapi-check schemathesis ts-client-test browser-test promtool-check
 
 # Makes sure PostgreSQL, Redis and RabbitMQ answer on localhost; with none of
 # them running but Docker at hand, starts them from docker-compose.yml.
@@ -124,7 +124,9 @@ ts-client:
     cd openapi/client && npm ci --no-audit --no-fund && npm run generate
 
 # The TypeScript client: its types match openapi.json, it compiles, and its
-# Node test runs the user journey against a real api on a fresh database.
+# Node tests run the user journey and the account's lifecycle (the emailed
+# links come from a worker writing to a temporary mail directory) against a
+# real api on a fresh database.
 ts-client-test:
     #!/usr/bin/env bash
     set -euo pipefail
@@ -134,37 +136,26 @@ ts-client-test:
     generated=$(mktemp --suffix=.d.ts)
     npx openapi-typescript ../openapi.json --output "$generated" --silent
     if ! diff -q "$generated" src/schema.d.ts > /dev/null; then
+        rm -f "$generated"
         echo "openapi/client/src/schema.d.ts is stale: run 'just ts-client'" >&2
         exit 1
     fi
-    admin=${TEST_DATABASE_ADMIN_URL:-postgres://postgres@127.0.0.1:5432/postgres}
-    database=portcullis_ts_$(date +%s)_$$
-    psql "$admin" -q -c "CREATE DATABASE $database"
-    port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-    log=$(mktemp)
-    keys=$(mktemp -d)
-    ../../target/debug/portcullis keys generate --out "$keys/signing.pem" > /dev/null
-    # A key the api does not know, as a key retired from JWT_SIGNING_KEYS.
-    ../../target/debug/portcullis keys generate --out "$keys/retired.pem" > /dev/null
-    env -i PATH="$PATH" HOME="$HOME" \
-        DATABASE_URL="${admin%/*}/$database" \
-        JWT_SIGNING_KEYS="$keys/signing.pem" \
-        REDIS_URL="${TEST_REDIS_URL:-redis://127.0.0.1:6379}" \
-        AMQP_URL="${TEST_AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/%2f}" \
-        JWT_SECRET="ts-client-test-secret-0123456789abcdef" \
-        QUEUE_PREFIX=ts-client-test. REDIS_KEY_PREFIX=ts-client-test: \
-        REGISTER_MAX_PER_ADDRESS=100000 EMAIL_REQUESTS_MAX_PER_ADDRESS=100000 \
-        API_ADDR="127.0.0.1:$port" COOKIE_SECURE=false \
-        ../../target/debug/portcullis api > "$log" 2>&1 &
-    api=$!
-    trap 'kill $api 2>/dev/null || true; wait $api 2>/dev/null || true; psql "$admin" -q -c "DROP DATABASE IF EXISTS $database WITH (FORCE)"; rm -rf "$generated" "$log" "$keys"' EXIT
-    for _ in $(seq 100); do
-        curl -sf "http://127.0.0.1:$port/healthz" > /dev/null && break
-        kill -0 $api 2>/dev/null || { cat "$log"; exit 1; }
-        sleep 0.1
-    done
-    PORTCULLIS_URL="http://127.0.0.1:$port" PORTCULLIS_SIGNING_KEY="$keys/signing.pem" \
-        PORTCULLIS_RETIRED_KEY="$keys/retired.pem" npm test
+    rm -f "$generated"
+    ../../tests/support/with-stack.sh ts-client npm test
+
+# The reset and verification pages in Debian's headless Chromium (playwright-core
+# drives it): a link from a real email, a weak then a good password, the spent
+# link, the verification page. Screenshots are kept in target/browser/.
+browser-test:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    cargo build --quiet --locked
+    chromium=${CHROMIUM:-$(command -v chromium || true)}
+    [ -n "$chromium" ] || { echo "chromium is not installed (apt-get install chromium; .ci/run does it)" >&2; exit 1; }
+    mkdir -p target/browser
+    cd tests/browser
+    npm ci --no-audit --no-fund --loglevel=error
+    CHROMIUM="$chromium" ARTIFACTS_DIR=../../target/browser ../support/with-stack.sh browser npm test
 
 # Rewrites openapi/openapi.json from the code (then run `just ts-client`).
 openapi:

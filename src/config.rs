@@ -111,6 +111,8 @@ pub struct Config {
     /// thread; past it, 503 with `Retry-After`.
     pub argon2_max_queue: usize,
     pub public_url: String,
+    /// Serve `/reset-password` and `/verify-email` (the emailed links).
+    pub pages_enabled: bool,
     pub mail_transport: MailTransport,
     pub mail_from: String,
     pub cookie_secure: bool,
@@ -290,6 +292,7 @@ impl Config {
             },
             argon2_max_queue: env.bounded("ARGON2_MAX_QUEUE", 128, 0..=100_000)?,
             public_url,
+            pages_enabled: env.boolean("PAGES_ENABLED", true)?,
             mail_transport: parse_mail_transport(
                 env.optional("MAIL_TRANSPORT").unwrap_or("file:mail"),
             )?,

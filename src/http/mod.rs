@@ -6,6 +6,7 @@ pub mod extract;
 pub mod handlers;
 pub mod layers;
 pub mod openapi;
+pub mod pages;
 pub mod problem;
 pub mod router;
 pub mod server;

@@ -105,4 +105,22 @@ mod tests {
             "openapi/openapi.json is stale: run `just openapi` (or `cargo run -- openapi > openapi/openapi.json`)"
         );
     }
+
+    /// Generated clients name their functions and types after these: two
+    /// operations with one id make one of them unreachable.
+    #[test]
+    fn operation_ids_are_unique() {
+        let document: serde_json::Value = serde_json::from_str(&super::document()).unwrap();
+        let mut seen = std::collections::HashSet::new();
+        for (path, item) in document["paths"].as_object().unwrap() {
+            for (method, operation) in item.as_object().unwrap() {
+                if let Some(id) = operation["operationId"].as_str() {
+                    assert!(
+                        seen.insert(id.to_owned()),
+                        "{method} {path}: `{id}` is taken"
+                    );
+                }
+            }
+        }
+    }
 }

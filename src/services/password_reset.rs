@@ -111,3 +111,17 @@ pub async fn confirm(
     tracing::info!(user_id = %user.id, "password reset");
     Ok(())
 }
+
+/// Whether `token` is a live reset link (unused, not superseded, unexpired),
+/// for the reset page to say so before the user types a password.
+pub async fn is_live(ctx: &AppContext, token: &str) -> Result<bool, ServiceError> {
+    if !looks_like_token(token) {
+        return Ok(false);
+    }
+    let client = db(&ctx.db).await?;
+    Ok(
+        password_resets::find_live_token_user(&client, &hash_token(token))
+            .await?
+            .is_some(),
+    )
+}

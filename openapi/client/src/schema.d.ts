@@ -156,7 +156,7 @@ export interface paths {
          * Open an emailed verification link: the address is verified (or, for a
          *     new address, the account moves to it).
          */
-        post: operations["confirm"];
+        post: operations["confirm_email_verification"];
         delete?: never;
         options?: never;
         head?: never;
@@ -173,7 +173,7 @@ export interface paths {
         get?: never;
         put?: never;
         /** Ask for a new verification link. */
-        post: operations["request"];
+        post: operations["request_email_verification"];
         delete?: never;
         options?: never;
         head?: never;
@@ -925,7 +925,7 @@ export interface operations {
             };
         };
     };
-    confirm: {
+    confirm_email_verification: {
         parameters: {
             query?: never;
             header?: never;
@@ -983,7 +983,7 @@ export interface operations {
             };
         };
     };
-    request: {
+    request_email_verification: {
         parameters: {
             query?: never;
             header?: never;

@@ -12,6 +12,7 @@ use http::Method;
 
 use super::layers::auth::AuthLayer;
 use super::layers::denylist::DenylistLayer;
+use super::pages;
 use super::router::{Router, handler};
 use crate::app::AppState;
 
@@ -63,7 +64,7 @@ pub fn api_router(state: AppState) -> Router {
         )
         .layer(DenylistLayer::new(state.denylist.clone()))
         .layer(AuthLayer::new(state.jwt.clone()));
-    Router::new()
+    let router = Router::new()
         .route(
             Method::POST,
             "/api/v1/auth/register",
@@ -118,7 +119,28 @@ pub fn api_router(state: AppState) -> Router {
             handler((), docs::openapi_json),
         )
         .route(Method::GET, "/docs", handler((), docs::swagger_ui))
-        .route(Method::GET, "/docs/{*file}", handler((), docs::swagger_ui))
+        .route(Method::GET, "/docs/{*file}", handler((), docs::swagger_ui));
+    if !state.config.pages_enabled {
+        return router;
+    }
+    router
+        .route(
+            Method::GET,
+            "/reset-password",
+            handler(s(), pages::reset_password),
+        )
+        .route(
+            Method::GET,
+            "/verify-email",
+            handler(s(), pages::verify_email),
+        )
+        .route(
+            Method::POST,
+            "/verify-email",
+            handler(s(), pages::verify_email_form),
+        )
+        .route(Method::GET, "/pages/pages.js", handler((), pages::script))
+        .route(Method::GET, "/pages/pages.css", handler((), pages::style))
 }
 
 /// The worker's small operations server.

@@ -31,6 +31,7 @@ pub struct VerificationConfirm {
 #[utoipa::path(
     post,
     path = "/api/v1/auth/verify-email/request",
+    operation_id = "request_email_verification",
     tag = "auth",
     request_body = VerificationRequest,
     responses(
@@ -60,6 +61,7 @@ pub async fn request(state: AppState, request: Request) -> Result<Response, ApiE
 #[utoipa::path(
     post,
     path = "/api/v1/auth/verify-email/confirm",
+    operation_id = "confirm_email_verification",
     tag = "auth",
     request_body = VerificationConfirm,
     responses(

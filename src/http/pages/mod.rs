@@ -1,0 +1,147 @@
+//! The pages behind the links in emails (CONTRACT.md, "Pages for the links
+//! in emails"): `/reset-password` and `/verify-email`, small HTML pages that
+//! take the token from the address, drop it from the address bar, and call
+//! the JSON endpoints. Everything they load is embedded in the binary and
+//! served from this origin, under a policy that forbids inline script and
+//! style, framing, and sending the token anywhere as a referrer.
+
+use bytes::Bytes;
+use http::{HeaderValue, StatusCode, header};
+use http_body_util::Full;
+
+use crate::app::AppState;
+use crate::http::extract::{self, BodyKind};
+use crate::http::layers::correlation_id::CorrelationId;
+use crate::http::{ApiError, Request, Response};
+use crate::services::{ServiceError, password_reset, verification};
+
+const RESET_HTML: &str = include_str!("assets/reset.html");
+const VERIFY_HTML: &str = include_str!("assets/verify.html");
+const RESULT_HTML: &str = include_str!("assets/result.html");
+const SCRIPT: &str = include_str!("assets/pages.js");
+const STYLE: &str = include_str!("assets/pages.css");
+
+/// No script or style but this origin's files, no framing, no plugins, and
+/// forms post only here.
+const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
+    img-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; \
+    form-action 'self'; frame-ancestors 'none'";
+
+/// `GET /reset-password?token=...`: the new-password form, or straight
+/// away the "expired or used" state for a link that no longer works.
+pub async fn reset_password(state: AppState, request: Request) -> Result<Response, ApiError> {
+    let live = password_reset::is_live(&state, &token_of(&request)).await?;
+    let body = RESET_HTML
+        .replace(
+            "{{min_chars}}",
+            &state.config.password_min_length.to_string(),
+        )
+        .replace("{{link}}", if live { "live" } else { "spent" });
+    Ok(page(StatusCode::OK, body))
+}
+
+/// `GET /verify-email?token=...`: confirms on load with script; without
+/// script, a button posts the token to `POST /verify-email`.
+pub async fn verify_email(_: AppState, request: Request) -> Result<Response, ApiError> {
+    let token = token_of(&request);
+    let body = VERIFY_HTML.replace("{{token}}", &crate::mail::html_escape(&token));
+    Ok(page(StatusCode::OK, body))
+}
+
+/// `POST /verify-email` (a form, for browsers without script).
+pub async fn verify_email_form(state: AppState, request: Request) -> Result<Response, ApiError> {
+    let correlation_id = CorrelationId::of(&request);
+    if extract::body_kind(request.headers(), true)? != BodyKind::Form {
+        return Err(ApiError::unsupported_media_type(
+            "send application/x-www-form-urlencoded",
+        ));
+    }
+    let fields = extract::parse_form(&extract::read_body(request.into_body()).await?)?;
+    let token = fields
+        .into_iter()
+        .find(|(key, _)| key == "token")
+        .map(|(_, value)| value)
+        .unwrap_or_default();
+    let (status, title, message) =
+        match verification::confirm(&state, &token, correlation_id.as_str()).await {
+            Ok(()) => (
+                StatusCode::OK,
+                "Your email address is verified",
+                "You can close this page.",
+            ),
+            Err(ServiceError::EmailTaken) => (
+                StatusCode::CONFLICT,
+                "That address is taken",
+                "Another account uses this address now, so yours keeps its current one.",
+            ),
+            Err(ServiceError::InvalidVerificationToken) => (
+                StatusCode::BAD_REQUEST,
+                "This link has expired or was already used",
+                "Sign in and ask for a new verification link.",
+            ),
+            Err(other) => return Err(other.into()),
+        };
+    let body = RESULT_HTML
+        .replace("{{title}}", title)
+        .replace("{{message}}", message);
+    Ok(page(status, body))
+}
+
+/// `GET /pages/pages.js`.
+pub async fn script(_: (), _: Request) -> Result<Response, ApiError> {
+    Ok(asset(SCRIPT, "text/javascript; charset=utf-8"))
+}
+
+/// `GET /pages/pages.css`.
+pub async fn style(_: (), _: Request) -> Result<Response, ApiError> {
+    Ok(asset(STYLE, "text/css; charset=utf-8"))
+}
+
+/// The `token` query parameter, or nothing.
+fn token_of(request: &Request) -> String {
+    request
+        .uri()
+        .query()
+        .and_then(|query| {
+            serde_urlencoded::from_str::<Vec<(String, String)>>(query)
+                .ok()?
+                .into_iter()
+                .find(|(key, _)| key == "token")
+                .map(|(_, value)| value)
+        })
+        .unwrap_or_default()
+}
+
+fn page(status: StatusCode, body: String) -> Response {
+    let mut response = http::Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+    );
+    // The token is in this page's address: nothing it loads may learn it.
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    response
+}
+
+fn asset(text: &'static str, content_type: &'static str) -> Response {
+    let mut response = http::Response::new(Full::new(Bytes::from_static(text.as_bytes())));
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    response
+}
