@@ -77,6 +77,15 @@ pub async fn run_api(
     tokio::spawn(until(background.clone(), telemetry::run_metrics_upkeep()));
 
     let Resources { db, broker } = open_resources(&config, "portcullis-api", &background).await?;
+    if let Some(problem) =
+        services::mfa::check_key(&db, config.data_encryption_key.as_ref()).await?
+    {
+        return Err(crate::config::ConfigError {
+            variable: "DATA_ENCRYPTION_KEY",
+            problem: problem.to_owned(),
+        }
+        .into());
+    }
     let redis = cache::connect(&config.redis_url)?;
     let keys = Keys::new(&config.redis_key_prefix);
     let outbox = OutboxSignal::default();

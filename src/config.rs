@@ -111,6 +111,8 @@ pub struct Config {
     /// thread; past it, 503 with `Retry-After`.
     pub argon2_max_queue: usize,
     pub public_url: String,
+    /// Seals second-factor secrets at rest (`DATA_ENCRYPTION_KEY`).
+    pub data_encryption_key: Option<crate::security::totp::SecretBox>,
     /// Serve `/reset-password` and `/verify-email` (the emailed links).
     pub pages_enabled: bool,
     pub mail_transport: MailTransport,
@@ -293,6 +295,17 @@ impl Config {
             argon2_max_queue: env.bounded("ARGON2_MAX_QUEUE", 128, 0..=100_000)?,
             public_url,
             pages_enabled: env.boolean("PAGES_ENABLED", true)?,
+            data_encryption_key: match env.optional("DATA_ENCRYPTION_KEY") {
+                None => None,
+                Some(text) => Some(crate::security::totp::SecretBox::from_base64(text).ok_or_else(
+                    || {
+                        ConfigError::new(
+                            "DATA_ENCRYPTION_KEY",
+                            "must be 32 bytes in base64 (generate one with `openssl rand -base64 32`)",
+                        )
+                    },
+                )?),
+            },
             mail_transport: parse_mail_transport(
                 env.optional("MAIL_TRANSPORT").unwrap_or("file:mail"),
             )?,
@@ -730,6 +743,7 @@ mod tests {
             ("APP_ENV", "staging"),
             ("REGISTER_MAX_PER_ADDRESS", "0"),
             ("SESSION_MAX_LIFETIME_SECONDS", "0"),
+            ("DATA_ENCRYPTION_KEY", "c2hvcnQ="),
         ] {
             let err = Config::from_vars(vars(&[(name, value)]))
                 .expect_err(&format!("{name}={value} should be refused"));

@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use portcullis::config::Config;
+use portcullis::config::{Config, ConfigError};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -137,6 +137,12 @@ fn run(command: &str) -> ExitCode {
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // A setting only the stored data can show to be wrong (the key of
+        // the sealed second factors): as bad as any other, exit code 2.
+        Err(error) if error.downcast_ref::<ConfigError>().is_some() => {
+            eprintln!("configuration error: {error}");
+            ExitCode::from(EXIT_CONFIG)
+        }
         Err(error) => {
             tracing::error!(error = format!("{error:#}"), "{command} failed");
             ExitCode::FAILURE

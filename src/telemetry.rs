@@ -293,6 +293,10 @@ fn describe_metrics() {
     );
     describe_counter!("accounts_deleted_total", "Accounts deleted by their owner");
     describe_counter!(
+        "auth_mfa_total",
+        "Second-factor codes checked, by outcome (success, invalid_code, replayed, recovery_code)"
+    );
+    describe_counter!(
         "retention_purged_rows_total",
         "Rows deleted by the retention purge, by table"
     );
@@ -303,6 +307,7 @@ fn describe_metrics() {
         "invalid_credentials",
         "rate_limited",
         "email_not_verified",
+        "mfa_required",
     ] {
         metrics::counter!("auth_logins_total", "outcome" => outcome).increment(0);
     }
@@ -333,6 +338,9 @@ fn describe_metrics() {
         }
     }
     metrics::counter!("accounts_deleted_total").increment(0);
+    for outcome in ["success", "invalid_code", "replayed", "recovery_code"] {
+        metrics::counter!("auth_mfa_total", "outcome" => outcome).increment(0);
+    }
     metrics::counter!("auth_password_rehashes_total").increment(0);
     metrics::counter!("password_hasher_rejections_total").increment(0);
 }

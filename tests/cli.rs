@@ -308,3 +308,59 @@ fn a_missing_or_bad_signing_key_file_stops_the_process_naming_it() {
     assert_config_error(vars, "JWT_SIGNING_KEYS");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn stored_second_factors_need_the_key_they_were_sealed_with() {
+    use portcullis::security::totp::SecretBox;
+    let resources = TestResources::create().await;
+    let mut vars = resources.vars();
+    vars.insert("API_ADDR".into(), "127.0.0.1:0".into());
+    let (mut migrate, _dir) = command(&["migrate"], &vars);
+    assert!(migrate.output().unwrap().status.success());
+    let key = vars["DATA_ENCRYPTION_KEY"].clone();
+    let sealed = SecretBox::from_base64(&key)
+        .unwrap()
+        .seal(uuid::Uuid::nil(), b"12345678901234567890");
+    let (client, connection) =
+        tokio_postgres::connect(&resources.database_url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+    tokio::spawn(connection);
+    client
+        .execute(
+            "INSERT INTO users (id, email, password_hash) VALUES ($1, 'mfa@example.com', '$argon2id$x')",
+            &[&uuid::Uuid::nil()],
+        )
+        .await
+        .unwrap();
+    client
+        .execute(
+            "INSERT INTO mfa_totp (user_id, sealed_secret, enabled_at) VALUES ($1, $2, now())",
+            &[&uuid::Uuid::nil(), &sealed],
+        )
+        .await
+        .unwrap();
+
+    let mut missing = vars.clone();
+    missing.remove("DATA_ENCRYPTION_KEY");
+    let mut wrong = vars.clone();
+    wrong.insert(
+        "DATA_ENCRYPTION_KEY".into(),
+        "d3Jvbmcta2V5LXdyb25nLWtleS13cm9uZy1rZXktd3I=".into(),
+    );
+    for vars in [missing, wrong] {
+        let (mut api, _dir) = command(&["api"], &vars);
+        let output = api.output().unwrap();
+        assert_eq!(output.status.code(), Some(2), "{output:?}");
+        let stderr = String::from_utf8(output.stderr).unwrap();
+        assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+        assert!(stderr.contains("DATA_ENCRYPTION_KEY"), "{stderr}");
+    }
+    // With the right key it starts.
+    let (child, addr, _dir) = start("api", "API_ADDR", vars);
+    let health = reqwest::get(format!("http://{addr}/healthz"))
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    terminate_and_wait(child);
+}

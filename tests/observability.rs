@@ -77,6 +77,88 @@ fn cookie(response: &reqwest::Response) -> String {
 
 /// Every kind of traffic the dashboard shows: logins good and bad, a
 /// refresh, a reuse, a denied token, a reset email.
+/// Enrols a second factor for the user of `exercise`, logs in with
+/// a code and a recovery code; returns every secret that went by: the TOTP
+/// secret, the recovery codes, the mfa tokens, the codes and the key.
+async fn exercise_mfa(stack: &Stack) -> Vec<String> {
+    let login: Value = stack
+        .post(
+            "/api/v1/auth/login",
+            json!({"email": "observed@example.com", "password": PASSWORD}),
+            &[],
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let access = login["access_token"].as_str().unwrap().to_owned();
+    let access = access.as_str();
+    let post = |path: &'static str, body: Value| {
+        stack
+            .client
+            .post(stack.url(path))
+            .bearer_auth(access)
+            .json(&body)
+            .send()
+    };
+    let enrolment: Value = post(
+        "/api/v1/users/me/mfa/totp",
+        json!({"current_password": PASSWORD}),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let base32 = enrolment["secret"].as_str().unwrap().to_owned();
+    let secret = totp_rs::Secret::try_from_base32(&base32).unwrap().to_vec();
+    let now = time::OffsetDateTime::now_utc().unix_timestamp() as u64;
+    let first = portcullis::security::totp::code_at(&secret, now - 30);
+    let confirmed: Value = post("/api/v1/users/me/mfa/totp/confirm", json!({"code": first}))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut secrets = vec![
+        base32,
+        first,
+        stack.resources.vars()["DATA_ENCRYPTION_KEY"].clone(),
+    ];
+    let recovery: Vec<String> = confirmed["recovery_codes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().to_owned())
+        .collect();
+    for proof in [
+        json!({"code": portcullis::security::totp::code_at(&secret, now)}),
+        json!({"recovery_code": recovery[0]}),
+    ] {
+        let challenge: Value = stack
+            .post(
+                "/api/v1/auth/login",
+                json!({"email": "observed@example.com", "password": PASSWORD}),
+                &[],
+            )
+            .await
+            .json()
+            .await
+            .unwrap();
+        let mfa_token = challenge["mfa_token"].as_str().unwrap().to_owned();
+        let mut body = proof.clone();
+        body["mfa_token"] = json!(mfa_token);
+        let done = stack.post("/api/v1/auth/login/mfa", body, &[]).await;
+        assert_eq!(done.status(), 200);
+        secrets.push(mfa_token);
+        if let Some(code) = proof["code"].as_str() {
+            secrets.push(code.to_owned());
+        }
+    }
+    secrets.extend(recovery);
+    secrets
+}
+
 async fn exercise(stack: &Stack) -> (String, String, String) {
     let email = "observed@example.com";
     let response = stack
@@ -390,6 +472,7 @@ async fn every_log_line_is_one_json_object_with_a_utc_timestamp() {
 async fn no_log_line_holds_a_password_a_token_a_cookie_or_the_secret() {
     let stack = Stack::start(&[("RUST_LOG", "trace"), ("REFRESH_REUSE_GRACE_SECONDS", "0")]).await;
     let (access, refresh, _) = exercise(&stack).await;
+    let second_factor = exercise_mfa(&stack).await;
     let reset_token = common::read_emails(&stack.resources.mail_dir)
         .iter()
         .find_map(|e| e.reset_token())
@@ -403,7 +486,10 @@ async fn no_log_line_holds_a_password_a_token_a_cookie_or_the_secret() {
         refresh.as_str(),
         reset_token.as_str(),
         stack.resources.jwt_secret.as_str(),
-    ];
+    ]
+    .into_iter()
+    .chain(second_factor.iter().map(String::as_str))
+    .collect::<Vec<&str>>();
     let lines: Vec<String> = stack
         .api
         .lines()
@@ -417,7 +503,7 @@ async fn no_log_line_holds_a_password_a_token_a_cookie_or_the_secret() {
         "debug and trace logging was on"
     );
     for line in &lines {
-        for secret in secrets {
+        for secret in &secrets {
             assert!(!line.contains(secret), "a secret in a log line: {line}");
         }
         assert!(

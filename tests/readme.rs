@@ -79,6 +79,9 @@ async fn the_readme_curl_examples_work() {
         stdout.contains(r#""email":"grace@navy.example","full_name":null,"email_verified":true"#),
         "{stdout}"
     );
+    // Two-step login: recovery codes at enrolment, then a token.
+    assert!(stdout.contains(r#"{"recovery_codes":["#), "{stdout}");
+    assert!(stdout.contains(r#""token_type": "bearer""#), "{stdout}");
     // The JWKS check without a JOSE library verified a real token.
     assert!(
         stdout.contains("Signature Verified Successfully"),

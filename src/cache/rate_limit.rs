@@ -67,6 +67,21 @@ pub fn address_group(address: IpAddr) -> IpNet {
     }
 }
 
+/// Gives one slot back to each of KEYS (a right password whose login
+/// still waits for a code: it neither fails nor clears the failures).
+static RELEASE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+        for i = 1, #KEYS do
+            if tonumber(redis.call('GET', KEYS[i]) or '0') > 0 then
+                redis.call('DECR', KEYS[i])
+            end
+        end
+        return 0
+        ",
+    )
+});
+
 /// Which limit refused an attempt, and for how long.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limited {
@@ -198,6 +213,23 @@ impl RateLimiter {
             .arg(max)
             .arg(window.as_secs().max(1));
         self.reserve(invocation).await
+    }
+
+    /// A right password of an account with a second factor: the attempt's
+    /// slots are given back, but earlier failures (wrong codes among them)
+    /// stay counted until the whole login succeeds.
+    pub async fn login_half_succeeded(
+        &self,
+        email: &str,
+        address: IpAddr,
+    ) -> redis::RedisResult<()> {
+        let mut redis = self.redis.clone();
+        let _: i64 = RELEASE
+            .key(self.email_key("login", email))
+            .key(self.address_key("login", address))
+            .invoke_async(&mut redis)
+            .await?;
+        Ok(())
     }
 
     /// A login succeeded: the account counter starts again and the

@@ -8,7 +8,7 @@ use utoipa::openapi::security::{
 };
 use utoipa::{Modify, OpenApi};
 
-use super::handlers::{auth, keys, ops, password_reset, users, verification};
+use super::handlers::{auth, keys, mfa, ops, password_reset, users, verification};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -20,6 +20,7 @@ use super::handlers::{auth, keys, ops, password_reset, users, verification};
     paths(
         auth::register,
         auth::login,
+        mfa::login,
         auth::refresh,
         auth::logout,
         auth::logout_all,
@@ -31,6 +32,9 @@ use super::handlers::{auth, keys, ops, password_reset, users, verification};
         users::update_me,
         users::delete_me,
         users::change_email,
+        mfa::enrol,
+        mfa::confirm,
+        mfa::disable,
         users::change_password,
         users::list_sessions,
         users::delete_session,

@@ -238,6 +238,47 @@ impl From<ServiceError> for ApiError {
                 "Forbidden",
                 "verify your email address first; the link is in your inbox, or ask for a new one",
             ),
+            ServiceError::MfaRequired {
+                mfa_token,
+                expires_in,
+            } => ApiError::new(
+                StatusCode::FORBIDDEN,
+                "mfa-required",
+                "Forbidden",
+                "the account has a second factor: post the mfa_token and a code to /api/v1/auth/login/mfa",
+            )
+            .with_extension("mfa_token", Value::String(mfa_token))
+            .with_extension("expires_in", Value::from(expires_in))
+            // It carries a token.
+            .with_header(header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+            ServiceError::InvalidMfaLogin => ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid-mfa",
+                "Unauthorized",
+                "the code is wrong or already used, or the mfa_token is unknown, expired or spent",
+            ),
+            ServiceError::WrongMfaCode => ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "wrong-mfa-code",
+                "Bad Request",
+                "the code is wrong or already used",
+            ),
+            ServiceError::MfaAlreadyEnabled => ApiError::new(
+                StatusCode::CONFLICT,
+                "mfa-already-enabled",
+                "Conflict",
+                "a second factor is already enabled; disable it first",
+            ),
+            ServiceError::MfaNotPending => ApiError::new(
+                StatusCode::CONFLICT,
+                "mfa-not-pending",
+                "Conflict",
+                "no second factor is waiting for confirmation",
+            ),
+            ServiceError::MfaUnavailable => ApiError::service_unavailable(
+                "mfa-unavailable",
+                "second factors are not configured on this server (DATA_ENCRYPTION_KEY)",
+            ),
             ServiceError::WrongCurrentPassword => ApiError::new(
                 StatusCode::BAD_REQUEST,
                 "wrong-current-password",

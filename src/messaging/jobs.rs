@@ -36,6 +36,10 @@ pub enum JobKind {
     EmailChangedNotice,
     /// "Your account was deleted" (to the address it had).
     AccountDeletedNotice,
+    /// "A second factor was turned on."
+    MfaEnabledNotice,
+    /// "The second factor was turned off."
+    MfaDisabledNotice,
     /// "Your password was changed."
     PasswordChangedNotice,
     /// "Your password was reset."
@@ -45,7 +49,7 @@ pub enum JobKind {
 }
 
 impl JobKind {
-    pub const ALL: [JobKind; 9] = [
+    pub const ALL: [JobKind; 11] = [
         JobKind::PasswordResetLink,
         JobKind::VerifyEmail,
         JobKind::ChangeEmail,
@@ -55,6 +59,8 @@ impl JobKind {
         JobKind::EmailChangeRequestedNotice,
         JobKind::EmailChangedNotice,
         JobKind::AccountDeletedNotice,
+        JobKind::MfaEnabledNotice,
+        JobKind::MfaDisabledNotice,
     ];
 
     pub fn queue(self) -> JobQueue {
@@ -90,6 +96,8 @@ impl JobKind {
             JobKind::EmailChangeRequestedNotice => "email_change_requested",
             JobKind::EmailChangedNotice => "email_changed",
             JobKind::AccountDeletedNotice => "account_deleted",
+            JobKind::MfaEnabledNotice => "mfa_enabled",
+            JobKind::MfaDisabledNotice => "mfa_disabled",
         }
     }
 
@@ -112,6 +120,8 @@ impl JobKind {
             JobKind::EmailChangeRequestedNotice => "notice_email_change_requested",
             JobKind::EmailChangedNotice => "notice_email_changed",
             JobKind::AccountDeletedNotice => "notice_account_deleted",
+            JobKind::MfaEnabledNotice => "notice_mfa_enabled",
+            JobKind::MfaDisabledNotice => "notice_mfa_disabled",
         }
     }
 }

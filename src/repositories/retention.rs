@@ -28,7 +28,7 @@ pub async fn unlock(client: &impl GenericClient) -> Result<(), tokio_postgres::E
 /// The purge statements, one per kind of row, each taking the retention in
 /// seconds and the batch size. The order matters only for speed: requests
 /// go after their tokens.
-pub const STATEMENTS: [(&str, &str); 7] = [
+pub const STATEMENTS: [(&str, &str); 8] = [
     (
         // Ended sessions (revoked, or expired) take their refresh tokens
         // along (ON DELETE CASCADE). A live session's used tokens stay until
@@ -57,6 +57,12 @@ pub const STATEMENTS: [(&str, &str); 7] = [
         "DELETE FROM email_tokens WHERE token_hash IN (SELECT token_hash FROM email_tokens \
            WHERE least(expires_at, used_at, superseded_at) < now() - $1::bigint * interval '1 second' \
            LIMIT $2)",
+    ),
+    (
+        // Second login steps, spent or expired.
+        "mfa_challenges",
+        "DELETE FROM mfa_challenges WHERE token_hash IN (SELECT token_hash FROM mfa_challenges \
+           WHERE least(expires_at, used_at) < now() - $1::bigint * interval '1 second' LIMIT $2)",
     ),
     (
         // Old requests, unless a token of theirs is still kept.

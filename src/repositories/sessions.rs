@@ -36,12 +36,14 @@ impl RevokeReason {
 }
 
 /// The session and user a refresh token belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenOwner {
     pub session_id: Uuid,
     pub user_id: Uuid,
     /// The user's, for the access token's `email_verified` claim.
     pub email_verified: bool,
+    /// How the session's login authenticated, for the `amr` claim.
+    pub amr: Vec<String>,
 }
 
 /// What is known about a presented refresh token that did not rotate.
@@ -81,9 +83,9 @@ pub async fn create_session(
             WHERE id = $2 AND password_version = $6 AND is_active \
             FOR SHARE \
         ), session AS ( \
-            INSERT INTO sessions (id, user_id, user_agent, expires_at, max_expires_at) \
+            INSERT INTO sessions (id, user_id, user_agent, expires_at, max_expires_at, amr) \
             SELECT $1, id, $3, now() + least($5::bigint, $7::bigint) * interval '1 second', \
-                now() + $7::bigint * interval '1 second' \
+                now() + $7::bigint * interval '1 second', $8 \
             FROM owner \
             RETURNING id, user_id, expires_at \
         ) \
@@ -101,6 +103,7 @@ pub async fn create_session(
                 &lifetimes.refresh_seconds,
                 &new.password_version,
                 &lifetimes.session_max_seconds,
+                &new.amr,
             ],
         )
         .await?;
@@ -114,6 +117,8 @@ pub struct NewSession<'a> {
     pub user_agent: Option<&'a str>,
     /// The password version the login verified.
     pub password_version: i32,
+    /// How the login authenticated (RFC 8176): `pwd`, and `otp` after a code.
+    pub amr: Vec<String>,
 }
 
 /// How long refresh tokens and sessions live.
@@ -138,7 +143,7 @@ pub async fn rotate_refresh_token(
     // `live` locks the session row: a revocation committing meanwhile is
     // re-checked against, so no token is issued for a just-revoked session.
     const SQL: &str = "WITH live AS ( \
-            SELECT s.id, u.email_verified, \
+            SELECT s.id, u.email_verified, s.amr, \
                 least(now() + $3::bigint * interval '1 second', s.max_expires_at) AS expires_at \
             FROM refresh_tokens t \
             JOIN sessions s ON s.id = t.session_id \
@@ -151,7 +156,7 @@ pub async fn rotate_refresh_token(
             FROM live \
             WHERE t.token_hash = $1 AND t.session_id = live.id \
               AND t.used_at IS NULL AND t.expires_at > now() \
-            RETURNING t.session_id, t.user_id, live.expires_at, live.email_verified \
+            RETURNING t.session_id, t.user_id, live.expires_at, live.email_verified, live.amr \
         ), issued AS ( \
             INSERT INTO refresh_tokens (token_hash, session_id, user_id, expires_at) \
             SELECT $2, session_id, user_id, expires_at FROM rotated \
@@ -160,7 +165,7 @@ pub async fn rotate_refresh_token(
                 expires_at = (SELECT expires_at FROM rotated) \
             WHERE id = (SELECT session_id FROM rotated) \
         ) \
-        SELECT session_id, user_id, email_verified FROM rotated";
+        SELECT session_id, user_id, email_verified, amr FROM rotated";
     let statement = client.prepare_cached(SQL).await?;
     let row = client
         .query_opt(&statement, &[&presented_hash, &new_hash, &ttl_seconds])
@@ -169,6 +174,7 @@ pub async fn rotate_refresh_token(
         session_id: row.get(0),
         user_id: row.get(1),
         email_verified: row.get(2),
+        amr: row.get(3),
     }))
 }
 
@@ -177,7 +183,8 @@ pub async fn find_refresh_token(
     hash: &[u8],
 ) -> Result<Option<RefreshTokenState>, tokio_postgres::Error> {
     const SQL: &str = "SELECT t.session_id, t.user_id, s.revoked_at IS NOT NULL, \
-            t.expires_at <= now(), EXTRACT(EPOCH FROM now() - t.used_at)::float8, u.email_verified \
+            t.expires_at <= now(), EXTRACT(EPOCH FROM now() - t.used_at)::float8, u.email_verified, \
+            s.amr \
         FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id \
         JOIN users u ON u.id = t.user_id \
         WHERE t.token_hash = $1";
@@ -188,6 +195,7 @@ pub async fn find_refresh_token(
             session_id: row.get(0),
             user_id: row.get(1),
             email_verified: row.get(5),
+            amr: row.get(6),
         },
         session_revoked: row.get(2),
         expired: row.get(3),
@@ -205,7 +213,7 @@ pub async fn issue_grace_token(
     grace_seconds: f64,
 ) -> Result<Option<TokenOwner>, tokio_postgres::Error> {
     const SQL: &str = "WITH presented AS ( \
-            SELECT t.session_id, t.user_id, u.email_verified, \
+            SELECT t.session_id, t.user_id, u.email_verified, s.amr, \
                 least(now() + $3::bigint * interval '1 second', s.max_expires_at) AS expires_at \
             FROM refresh_tokens t \
             JOIN sessions s ON s.id = t.session_id \
@@ -222,7 +230,7 @@ pub async fn issue_grace_token(
                 expires_at = (SELECT expires_at FROM presented) \
             WHERE id = (SELECT session_id FROM presented) \
         ) \
-        SELECT session_id, user_id, email_verified FROM presented";
+        SELECT session_id, user_id, email_verified, amr FROM presented";
     let statement = client.prepare_cached(SQL).await?;
     let row = client
         .query_opt(
@@ -234,6 +242,7 @@ pub async fn issue_grace_token(
         session_id: row.get(0),
         user_id: row.get(1),
         email_verified: row.get(2),
+        amr: row.get(3),
     }))
 }
 

@@ -14,6 +14,7 @@ pub struct UserRecord {
     /// Changes when the password is replaced, not when it is re-hashed.
     pub password_version: i32,
     pub email_verified: bool,
+    pub mfa_enabled: bool,
     pub created_at: OffsetDateTime,
 }
 
@@ -26,6 +27,7 @@ impl From<&Row> for UserRecord {
             password_hash: row.get("password_hash"),
             password_version: row.get("password_version"),
             email_verified: row.get("email_verified"),
+            mfa_enabled: row.get("mfa_enabled"),
             created_at: row.get("created_at"),
         }
     }
@@ -42,7 +44,7 @@ pub async fn insert_user(
     const SQL: &str = "INSERT INTO users (id, email, password_hash, full_name) \
                        VALUES ($1, $2, $3, $4) \
                        ON CONFLICT (email) DO NOTHING \
-                       RETURNING id, email, full_name, password_hash, password_version, email_verified, created_at";
+                       RETURNING id, email, full_name, password_hash, password_version, email_verified, mfa_enabled, created_at";
     let statement = client.prepare_cached(SQL).await?;
     let row = client
         .query_opt(&statement, &[&id, &email, &password_hash, &full_name])
@@ -64,7 +66,7 @@ pub async fn find_active_user_by_email(
     client: &impl GenericClient,
     email: &str,
 ) -> Result<Option<UserRecord>, tokio_postgres::Error> {
-    const SQL: &str = "SELECT id, email, full_name, password_hash, password_version, email_verified, created_at \
+    const SQL: &str = "SELECT id, email, full_name, password_hash, password_version, email_verified, mfa_enabled, created_at \
                        FROM users WHERE email = $1 AND is_active";
     let statement = client.prepare_cached(SQL).await?;
     let row = client.query_opt(&statement, &[&email]).await?;
@@ -76,7 +78,7 @@ pub async fn find_active_user(
     client: &impl GenericClient,
     id: Uuid,
 ) -> Result<Option<UserRecord>, tokio_postgres::Error> {
-    const SQL: &str = "SELECT id, email, full_name, password_hash, password_version, email_verified, created_at \
+    const SQL: &str = "SELECT id, email, full_name, password_hash, password_version, email_verified, mfa_enabled, created_at \
                        FROM users WHERE id = $1 AND is_active";
     let statement = client.prepare_cached(SQL).await?;
     let row = client.query_opt(&statement, &[&id]).await?;
@@ -90,7 +92,7 @@ pub async fn update_full_name(
 ) -> Result<Option<UserRecord>, tokio_postgres::Error> {
     const SQL: &str = "UPDATE users SET full_name = $2, updated_at = now() \
                        WHERE id = $1 AND is_active \
-                       RETURNING id, email, full_name, password_hash, password_version, email_verified, created_at";
+                       RETURNING id, email, full_name, password_hash, password_version, email_verified, mfa_enabled, created_at";
     let statement = client.prepare_cached(SQL).await?;
     let row = client.query_opt(&statement, &[&id, &full_name]).await?;
     Ok(row.as_ref().map(UserRecord::from))

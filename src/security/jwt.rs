@@ -26,7 +26,8 @@ pub struct Claims {
     pub aud: String,
     /// The session (refresh-token family) this token came from.
     pub sid: Uuid,
-    /// How the user authenticated (RFC 8176): `["pwd"]`.
+    /// How the user authenticated (RFC 8176): `["pwd"]`, or `["pwd","otp"]`
+    /// after a second factor.
     #[serde(default)]
     pub amr: Vec<String>,
     #[serde(default)]
@@ -103,6 +104,7 @@ impl JwtKeys {
         user_id: Uuid,
         session_id: Uuid,
         email_verified: bool,
+        amr: Vec<String>,
     ) -> anyhow::Result<AccessToken> {
         let now = time::OffsetDateTime::now_utc();
         let iat = now.unix_timestamp();
@@ -114,7 +116,7 @@ impl JwtKeys {
             iss: self.issuer.clone(),
             aud: self.audience.clone(),
             sid: session_id,
-            amr: vec!["pwd".to_owned()],
+            amr,
             email_verified,
             iat_us: unix_micros(now),
         };
@@ -171,7 +173,7 @@ mod tests {
     fn an_issued_token_verifies_with_the_contract_claims() {
         let keys = JwtKeys::new(&config(SECRET));
         let (user, session) = (Uuid::new_v4(), Uuid::new_v4());
-        let issued = keys.issue(user, session, true).unwrap();
+        let issued = keys.issue(user, session, true, vec!["pwd".into()]).unwrap();
         let claims = keys.verify(&issued.token).unwrap();
         assert_eq!(claims, issued.claims);
         assert_eq!(claims.sub, user);
@@ -186,14 +188,18 @@ mod tests {
     fn a_token_signed_with_another_key_is_refused() {
         let ours = JwtKeys::new(&config(SECRET));
         let theirs = JwtKeys::new(&config("another-secret-of-32-bytes-or-more!!"));
-        let forged = theirs.issue(Uuid::new_v4(), Uuid::new_v4(), false).unwrap();
+        let forged = theirs
+            .issue(Uuid::new_v4(), Uuid::new_v4(), false, vec!["pwd".into()])
+            .unwrap();
         assert!(ours.verify(&forged.token).is_none());
     }
 
     #[test]
     fn alg_none_is_refused() {
         let keys = JwtKeys::new(&config(SECRET));
-        let issued = keys.issue(Uuid::new_v4(), Uuid::new_v4(), false).unwrap();
+        let issued = keys
+            .issue(Uuid::new_v4(), Uuid::new_v4(), false, vec!["pwd".into()])
+            .unwrap();
         let payload = issued.token.split('.').nth(1).unwrap();
         let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#);
         assert!(keys.verify(&format!("{header}.{payload}.")).is_none());
@@ -263,7 +269,9 @@ mod tests {
         for algorithm in [SigningAlgorithm::EdDsa, SigningAlgorithm::Es256] {
             let (config, kids) = asymmetric(algorithm, 2);
             let keys = JwtKeys::new(&config);
-            let issued = keys.issue(Uuid::new_v4(), Uuid::new_v4(), false).unwrap();
+            let issued = keys
+                .issue(Uuid::new_v4(), Uuid::new_v4(), false, vec!["pwd".into()])
+                .unwrap();
             let header = jsonwebtoken::decode_header(&issued.token).unwrap();
             assert_eq!(header.kid.as_deref(), Some(kids[0].as_str()));
             assert_eq!(header.alg, algorithm.jwt());
@@ -278,12 +286,16 @@ mod tests {
         let ours = JwtKeys::new(&config);
         let (other, _) = asymmetric(SigningAlgorithm::EdDsa, 1);
         let theirs = JwtKeys::new(&other);
-        let foreign = theirs.issue(Uuid::new_v4(), Uuid::new_v4(), false).unwrap();
+        let foreign = theirs
+            .issue(Uuid::new_v4(), Uuid::new_v4(), false, vec!["pwd".into()])
+            .unwrap();
         assert!(ours.verify(&foreign.token).is_none());
 
         // HS256 signed with the public key's bytes, under our kid: the
         // classic algorithm confusion.
-        let issued = ours.issue(Uuid::new_v4(), Uuid::new_v4(), false).unwrap();
+        let issued = ours
+            .issue(Uuid::new_v4(), Uuid::new_v4(), false, vec!["pwd".into()])
+            .unwrap();
         let mut header = Header::new(Algorithm::HS256);
         header.kid = jsonwebtoken::decode_header(&issued.token).unwrap().kid;
         let jwks: serde_json::Value = serde_json::from_slice(&ours.jwks()).unwrap();

@@ -5,3 +5,4 @@ pub mod jwt;
 pub mod keys;
 pub mod password;
 pub mod tokens;
+pub mod totp;

@@ -174,10 +174,18 @@ pub async fn login(
     let Some(user) = user.filter(|_| verified) else {
         return Err(invalid_credentials());
     };
-    // At once, so parallel correct logins never add up to a lockout.
-    ctx.limiter
-        .login_succeeded(&normalised, client_address)
-        .await?;
+    // At once, so parallel correct logins never add up to a lockout. With a
+    // second factor the password alone clears nothing: else every right
+    // password would wipe the count of wrong codes before it.
+    if user.mfa_enabled {
+        ctx.limiter
+            .login_half_succeeded(&normalised, client_address)
+            .await?;
+    } else {
+        ctx.limiter
+            .login_succeeded(&normalised, client_address)
+            .await?;
+    }
     super::seams::password_verified(&user.email).await;
     if ctx.config.require_verified_email && !user.email_verified {
         // Told apart from a wrong password only once the password is
@@ -188,34 +196,71 @@ pub async fn login(
     if ctx.hasher.needs_rehash(&user.password_hash) {
         rehash(ctx, &user, password).await;
     }
+    let user_agent = user_agent.map(clean_user_agent);
+    if user.mfa_enabled {
+        // The password was right; a code is still due (CONTRACT.md,
+        // "Second factor"). No session, no cookie.
+        let (mfa_token, expires_in) =
+            super::mfa::open_challenge(ctx, &user, user_agent.as_deref()).await?;
+        metrics::counter!("auth_logins_total", "outcome" => "mfa_required").increment(1);
+        return Err(ServiceError::MfaRequired {
+            mfa_token,
+            expires_in,
+        });
+    }
+    let started = start_session(
+        ctx,
+        &user,
+        user.password_version,
+        user_agent.as_deref(),
+        vec!["pwd".to_owned()],
+    )
+    .await?;
+    let Some(tokens) = started else {
+        // The password was replaced while this login checked the old one.
+        tracing::info!(user_id = %user.id, "login refused: the password changed meanwhile");
+        return Err(invalid_credentials());
+    };
+    metrics::counter!("auth_logins_total", "outcome" => "success").increment(1);
+    Ok(tokens)
+}
 
+/// Starts a session for `user` and issues its tokens, if the password is
+/// still at `password_version` (the one the login verified); `None`
+/// otherwise.
+pub(crate) async fn start_session(
+    ctx: &AppContext,
+    user: &UserRecord,
+    password_version: i32,
+    user_agent: Option<&str>,
+    amr: Vec<String>,
+) -> Result<Option<IssuedTokens>, ServiceError> {
     let session_id = Uuid::new_v4();
     let refresh = OpaqueToken::generate();
-    let user_agent = user_agent.map(clean_user_agent);
     let started = sessions::create_session(
         &db(&ctx.db).await?,
         &NewSession {
             session_id,
             user_id: user.id,
-            user_agent: user_agent.as_deref(),
-            password_version: user.password_version,
+            user_agent,
+            password_version,
+            amr: amr.clone(),
         },
         &refresh.hash,
         lifetimes(ctx),
     )
     .await?;
     if !started {
-        // The password was replaced while this login checked the old one.
-        tracing::info!(user_id = %user.id, "login refused: the password changed meanwhile");
-        return Err(invalid_credentials());
+        return Ok(None);
     }
-    let access = ctx.jwt.issue(user.id, session_id, user.email_verified)?;
-    metrics::counter!("auth_logins_total", "outcome" => "success").increment(1);
+    let access = ctx
+        .jwt
+        .issue(user.id, session_id, user.email_verified, amr)?;
     tracing::info!(user_id = %user.id, session_id = %session_id, "logged in");
-    Ok(IssuedTokens {
+    Ok(Some(IssuedTokens {
         access,
         refresh: refresh.text,
-    })
+    }))
 }
 
 fn invalid_credentials() -> ServiceError {
@@ -261,7 +306,7 @@ pub(crate) fn refused_by(limit: &'static str) -> impl FnOnce(Limited) -> Service
     }
 }
 
-fn rate_limited(limited: Limited) -> ServiceError {
+pub(crate) fn rate_limited(limited: Limited) -> ServiceError {
     metrics::counter!("auth_logins_total", "outcome" => "rate_limited").increment(1);
     ServiceError::RateLimited {
         retry_after_seconds: limited.retry_after.as_secs().max(1),
@@ -363,9 +408,12 @@ fn issue(
     owner: TokenOwner,
     refresh: OpaqueToken,
 ) -> Result<IssuedTokens, ServiceError> {
-    let access = ctx
-        .jwt
-        .issue(owner.user_id, owner.session_id, owner.email_verified)?;
+    let access = ctx.jwt.issue(
+        owner.user_id,
+        owner.session_id,
+        owner.email_verified,
+        owner.amr,
+    )?;
     Ok(IssuedTokens {
         access,
         refresh: refresh.text,
@@ -520,7 +568,7 @@ pub(crate) async fn replace_password(
     Ok(())
 }
 
-fn login_limits(ctx: &AppContext) -> LoginLimits {
+pub(crate) fn login_limits(ctx: &AppContext) -> LoginLimits {
     LoginLimits {
         window: ctx.config.login_failure_window,
         per_account: ctx.config.login_max_failures_per_account,
@@ -540,7 +588,7 @@ fn lifetimes(ctx: &AppContext) -> Lifetimes {
 }
 
 /// Kept for display in the sessions list: no control characters, bounded.
-fn clean_user_agent(raw: &str) -> String {
+pub(crate) fn clean_user_agent(raw: &str) -> String {
     raw.chars()
         .filter(|c| !c.is_control())
         .take(MAX_USER_AGENT_CHARS)

@@ -4,6 +4,7 @@
 
 pub mod auth;
 pub mod jobs;
+pub mod mfa;
 pub mod password_reset;
 pub mod retention;
 pub mod seams;
@@ -39,6 +40,24 @@ pub enum ServiceError {
     /// `REQUIRE_VERIFIED_EMAIL` is on.
     #[error("the email address is not verified")]
     EmailNotVerified,
+    /// The password was right; the account has a second factor, and this
+    /// token (with a code) finishes the login at `/auth/login/mfa`.
+    #[error("a second factor is required")]
+    MfaRequired { mfa_token: String, expires_in: u64 },
+    /// The second step of a login failed: an unknown, expired or spent
+    /// `mfa_token`, or a wrong, replayed or used code.
+    #[error("the code or the mfa token is not valid")]
+    InvalidMfaLogin,
+    /// A wrong code where a signed-in user proves the factor.
+    #[error("the code is wrong")]
+    WrongMfaCode,
+    #[error("a second factor is already enabled")]
+    MfaAlreadyEnabled,
+    #[error("no second factor is pending or enabled")]
+    MfaNotPending,
+    /// `DATA_ENCRYPTION_KEY` is not configured, so no secret can be stored.
+    #[error("second factors are not configured")]
+    MfaUnavailable,
     #[error("the current password is wrong")]
     WrongCurrentPassword,
     /// The token was valid but its user is gone.

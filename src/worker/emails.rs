@@ -117,6 +117,15 @@ pub fn notice(kind: JobKind, public_url: &str) -> EmailText {
             "Your Portcullis account and its sessions were deleted. This address can \
              register again.",
         ),
+        JobKind::MfaEnabledNotice => (
+            "Two-step sign-in was turned on",
+            "Your Portcullis account now asks for a code from your authenticator app \
+             after the password. Keep your recovery codes somewhere safe.",
+        ),
+        JobKind::MfaDisabledNotice => (
+            "Two-step sign-in was turned off",
+            "Your Portcullis account no longer asks for a code after the password.",
+        ),
         JobKind::RefreshReuseNotice
         | JobKind::PasswordResetLink
         | JobKind::VerifyEmail
@@ -173,11 +182,13 @@ mod tests {
             JobKind::EmailChangeRequestedNotice,
             JobKind::EmailChangedNotice,
             JobKind::AccountDeletedNotice,
+            JobKind::MfaEnabledNotice,
+            JobKind::MfaDisabledNotice,
         ]
         .into_iter()
         .map(|kind| notice(kind, "https://x").subject)
         .collect();
-        assert_eq!(subjects.len(), 6);
+        assert_eq!(subjects.len(), 8);
     }
 
     #[test]

@@ -19,6 +19,7 @@ mod keys;
 mod layers;
 mod lifecycle;
 mod metrics;
+mod mfa;
 mod pages;
 mod password_reset;
 mod sessions;

@@ -75,6 +75,11 @@ impl TestResources {
                 format!("test-secret-{}", Uuid::new_v4().simple()),
             ),
             ("JWT_SIGNING_KEYS", signing_key_file()),
+            // base64 of 32 bytes: seals the second factors of the tests.
+            (
+                "DATA_ENCRYPTION_KEY",
+                "dGVzdHMtZGF0YS1lbmNyeXB0aW9uLWtleS0zMi1ieXQ=".into(),
+            ),
             (
                 "MAIL_TRANSPORT",
                 format!("file:{}", self.mail_dir.display()),

@@ -92,6 +92,7 @@ base=http://127.0.0.1:$port
 env -i PATH="$PATH" HOME="$HOME" \
     DATABASE_URL="${admin%/*}/$database" \
     JWT_SIGNING_KEYS="$work/signing.pem" \
+    DATA_ENCRYPTION_KEY="$(head -c 32 /dev/urandom | base64)" \
     REDIS_URL="$redis_url" \
     AMQP_URL="${TEST_AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/%2f}" \
     JWT_SECRET="schemathesis-test-secret-0123456789abcdef" \

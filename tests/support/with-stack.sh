@@ -47,6 +47,7 @@ settings=(
     AMQP_URL="${TEST_AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/%2f}"
     JWT_SECRET="$name-test-secret-0123456789abcdef0123"
     JWT_SIGNING_KEYS="$work/signing.pem"
+    DATA_ENCRYPTION_KEY="$(head -c 32 /dev/urandom | base64)"
     QUEUE_PREFIX="$name." REDIS_KEY_PREFIX="$name-$$:"
     REGISTER_MAX_PER_ADDRESS=100000 EMAIL_REQUESTS_MAX_PER_ADDRESS=100000
     API_ADDR="127.0.0.1:$port" PUBLIC_URL="http://127.0.0.1:$port" COOKIE_SECURE=false

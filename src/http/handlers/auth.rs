@@ -114,7 +114,7 @@ pub async fn register(state: AppState, request: Request) -> Result<Response, Api
         (status = 401, description = "Wrong email or password", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 415, description = "Neither JSON nor a form", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 422, description = "A field is missing or of the wrong type", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 403, description = "A login form posted from another site (login CSRF), or (with REQUIRE_VERIFIED_EMAIL) the right password for an unverified address", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 403, description = "The right password of an account with a second factor (`mfa-required`, with `mfa_token` and `expires_in`: finish at /api/v1/auth/login/mfa); a login form posted from another site (login CSRF); or, with REQUIRE_VERIFIED_EMAIL, the right password of an unverified address", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 429, description = "Too many failed attempts; see Retry-After", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 503, description = "Too many password checks waiting, or a backing service is unavailable; see Retry-After", body = ProblemDocument, content_type = "application/problem+json"),
     )
@@ -273,7 +273,7 @@ pub async fn logout_all(state: AppState, request: Request) -> Result<Response, A
     Ok(response)
 }
 
-fn token_response(config: &Config, tokens: IssuedTokens) -> Result<Response, ApiError> {
+pub(crate) fn token_response(config: &Config, tokens: IssuedTokens) -> Result<Response, ApiError> {
     let expires_in = (tokens.access.claims.exp - tokens.access.claims.iat).max(0) as u64;
     let mut response = json(
         StatusCode::OK,

@@ -3,6 +3,7 @@
 pub mod auth;
 pub mod docs;
 pub mod keys;
+pub mod mfa;
 pub mod ops;
 pub mod password_reset;
 pub mod users;
@@ -49,6 +50,21 @@ pub fn api_router(state: AppState) -> Router {
         )
         .route(
             Method::POST,
+            "/api/v1/users/me/mfa/totp",
+            handler(s(), mfa::enrol),
+        )
+        .route(
+            Method::DELETE,
+            "/api/v1/users/me/mfa/totp",
+            handler(s(), mfa::disable),
+        )
+        .route(
+            Method::POST,
+            "/api/v1/users/me/mfa/totp/confirm",
+            handler(s(), mfa::confirm),
+        )
+        .route(
+            Method::POST,
             "/api/v1/users/me/password",
             handler(s(), users::change_password),
         )
@@ -74,6 +90,11 @@ pub fn api_router(state: AppState) -> Router {
             Method::POST,
             "/api/v1/auth/login",
             handler(s(), auth::login),
+        )
+        .route(
+            Method::POST,
+            "/api/v1/auth/login/mfa",
+            handler(s(), mfa::login),
         )
         .route(
             Method::POST,

@@ -41,8 +41,7 @@ impl From<UserRecord> for UserResponse {
             email: user.email,
             full_name: user.full_name,
             email_verified: user.email_verified,
-            // No second factor exists yet.
-            mfa_enabled: false,
+            mfa_enabled: user.mfa_enabled,
             created_at: user.created_at,
         }
     }

@@ -1,0 +1,304 @@
+//! The second factor (CONTRACT.md, "Second factor: TOTP and recovery
+//! codes"): enrolment, confirmation with recovery codes, disabling, and the
+//! second step of a login. Secrets are sealed at rest; a code is accepted
+//! once (the last accepted time step per user moves forward atomically);
+//! wrong codes count against the account's login limit.
+
+use std::net::IpAddr;
+
+use uuid::Uuid;
+
+use super::auth::{self, IssuedTokens};
+use super::{ServiceError, db, jobs};
+use crate::app::AppContext;
+use crate::messaging::jobs::JobKind;
+use crate::repositories::mfa::{self, Challenge};
+use crate::repositories::users::{self, UserRecord};
+use crate::security::jwt::Claims;
+use crate::security::tokens::{OpaqueToken, hash_token, looks_like_token};
+use crate::security::totp::{self, SecretBox};
+
+/// How long the second step of a login may take.
+pub const CHALLENGE_SECONDS: u64 = 300;
+/// Wrong codes an `mfa_token` survives.
+pub const MAX_FAILURES: i32 = 5;
+
+/// What enrolment shows the user, once.
+pub struct Enrolment {
+    pub secret: String,
+    pub otpauth_uri: String,
+}
+
+/// The second-step proof.
+pub enum Proof<'a> {
+    Code(&'a str),
+    RecoveryCode(&'a str),
+}
+
+fn sealer(ctx: &AppContext) -> Result<&SecretBox, ServiceError> {
+    ctx.config
+        .data_encryption_key
+        .as_ref()
+        .ok_or(ServiceError::MfaUnavailable)
+}
+
+fn now_seconds() -> u64 {
+    time::OffsetDateTime::now_utc().unix_timestamp().max(0) as u64
+}
+
+/// Starts (or restarts) enrolment: a new secret, pending until a code from
+/// it confirms it.
+pub async fn enrol(
+    ctx: &AppContext,
+    claims: &Claims,
+    current_password: &str,
+    client_address: IpAddr,
+) -> Result<Enrolment, ServiceError> {
+    let sealer = sealer(ctx)?;
+    let user = super::users::me(ctx, claims.sub).await?;
+    if !auth::verify_limited(ctx, &user, current_password, client_address).await? {
+        return Err(ServiceError::WrongCurrentPassword);
+    }
+    let secret = totp::new_secret();
+    let sealed = sealer.seal(user.id, &secret);
+    if !mfa::put_pending(&db(&ctx.db).await?, user.id, &sealed).await? {
+        return Err(ServiceError::MfaAlreadyEnabled);
+    }
+    tracing::info!(user_id = %user.id, "second factor enrolment started");
+    Ok(Enrolment {
+        secret: totp::base32(&secret),
+        otpauth_uri: totp::otpauth_uri(&user.email, &secret),
+    })
+}
+
+/// Confirms the pending factor with a code: it is enabled, the user gets
+/// ten recovery codes (shown this once) and a notice.
+pub async fn confirm(
+    ctx: &AppContext,
+    claims: &Claims,
+    code: &str,
+    correlation_id: &str,
+) -> Result<Vec<String>, ServiceError> {
+    let sealer = sealer(ctx)?;
+    let user = super::users::me(ctx, claims.sub).await?;
+    let mut client = db(&ctx.db).await?;
+    let factor = mfa::find_factor(&client, user.id)
+        .await?
+        .filter(|f| !f.enabled)
+        .ok_or(ServiceError::MfaNotPending)?;
+    let secret = open(sealer, user.id, &factor.sealed_secret)?;
+    let step = totp::matching_step(&secret, code.trim(), now_seconds())
+        .ok_or(ServiceError::WrongMfaCode)?;
+    let codes = totp::new_recovery_codes();
+    let hashes: Vec<&[u8]> = codes.iter().map(|(_, hash)| hash.as_slice()).collect();
+    let transaction = client.transaction().await?;
+    if !mfa::enable(&transaction, user.id, step as i64).await? {
+        return Err(ServiceError::MfaNotPending);
+    }
+    mfa::replace_recovery_codes(&transaction, user.id, &hashes).await?;
+    jobs::enqueue(
+        &transaction,
+        JobKind::MfaEnabledNotice,
+        user.id,
+        &user.email,
+        correlation_id,
+    )
+    .await?;
+    transaction.commit().await?;
+    ctx.outbox.wake();
+    tracing::info!(user_id = %user.id, "second factor enabled");
+    Ok(codes.into_iter().map(|(text, _)| text).collect())
+}
+
+/// Disables the factor with the current password and a code (TOTP or
+/// recovery); the user gets a notice.
+pub async fn disable(
+    ctx: &AppContext,
+    claims: &Claims,
+    current_password: &str,
+    code: &str,
+    client_address: IpAddr,
+    correlation_id: &str,
+) -> Result<(), ServiceError> {
+    let sealer = sealer(ctx)?;
+    let user = super::users::me(ctx, claims.sub).await?;
+    if !auth::verify_limited(ctx, &user, current_password, client_address).await? {
+        return Err(ServiceError::WrongCurrentPassword);
+    }
+    let mut client = db(&ctx.db).await?;
+    let factor = mfa::find_factor(&client, user.id)
+        .await?
+        .filter(|f| f.enabled)
+        .ok_or(ServiceError::MfaNotPending)?;
+    let transaction = client.transaction().await?;
+    let proof = if code.trim().len() == 6 {
+        Proof::Code(code)
+    } else {
+        Proof::RecoveryCode(code)
+    };
+    if !check_proof(&transaction, sealer, user.id, &factor.sealed_secret, &proof).await? {
+        return Err(ServiceError::WrongMfaCode);
+    }
+    mfa::remove(&transaction, user.id).await?;
+    jobs::enqueue(
+        &transaction,
+        JobKind::MfaDisabledNotice,
+        user.id,
+        &user.email,
+        correlation_id,
+    )
+    .await?;
+    transaction.commit().await?;
+    ctx.outbox.wake();
+    tracing::info!(user_id = %user.id, "second factor disabled");
+    Ok(())
+}
+
+/// After a right password on an account with a factor: a single-use token
+/// for the second step, valid [`CHALLENGE_SECONDS`].
+pub(crate) async fn open_challenge(
+    ctx: &AppContext,
+    user: &UserRecord,
+    user_agent: Option<&str>,
+) -> Result<(String, u64), ServiceError> {
+    let token = OpaqueToken::generate();
+    mfa::create_challenge(
+        &db(&ctx.db).await?,
+        &token.hash,
+        &Challenge {
+            user_id: user.id,
+            password_version: user.password_version,
+            user_agent: user_agent.map(str::to_owned),
+        },
+        CHALLENGE_SECONDS as i64,
+    )
+    .await?;
+    Ok((token.text, CHALLENGE_SECONDS))
+}
+
+/// The second step of a login: the `mfa_token` and a code (or a recovery
+/// code) for the usual tokens, `amr: ["pwd","otp"]`.
+pub async fn complete_login(
+    ctx: &AppContext,
+    mfa_token: &str,
+    proof: Proof<'_>,
+    client_address: IpAddr,
+) -> Result<IssuedTokens, ServiceError> {
+    let sealer = sealer(ctx)?;
+    if !looks_like_token(mfa_token) {
+        return Err(ServiceError::InvalidMfaLogin);
+    }
+    let token_hash = hash_token(mfa_token);
+    let mut client = db(&ctx.db).await?;
+    let transaction = client.transaction().await?;
+    // Locked: parallel steps of one token take turns, so its failures add up.
+    let challenge = mfa::lock_challenge(&transaction, &token_hash, MAX_FAILURES)
+        .await?
+        .ok_or(ServiceError::InvalidMfaLogin)?;
+    let user = users::find_active_user(&transaction, challenge.user_id)
+        .await?
+        .ok_or(ServiceError::InvalidMfaLogin)?;
+    let limits = auth::login_limits(ctx);
+    ctx.limiter
+        .check_login(&user.email, client_address, limits)
+        .await?
+        .map_err(auth::rate_limited)?;
+    let factor = mfa::find_factor(&transaction, user.id)
+        .await?
+        .filter(|f| f.enabled)
+        .ok_or(ServiceError::InvalidMfaLogin)?;
+    let accepted =
+        check_proof(&transaction, sealer, user.id, &factor.sealed_secret, &proof).await?;
+    if !accepted {
+        mfa::record_failure(&transaction, &token_hash).await?;
+        transaction.commit().await?;
+        // A wrong code is a failed login of the account.
+        ctx.limiter
+            .reserve_login(&user.email, client_address, limits)
+            .await?
+            .map_err(auth::rate_limited)?;
+        return Err(ServiceError::InvalidMfaLogin);
+    }
+    mfa::spend_challenge(&transaction, &token_hash).await?;
+    transaction.commit().await?;
+    ctx.limiter
+        .login_succeeded(&user.email, client_address)
+        .await?;
+    let started = auth::start_session(
+        ctx,
+        &user,
+        challenge.password_version,
+        challenge.user_agent.as_deref(),
+        vec!["pwd".to_owned(), "otp".to_owned()],
+    )
+    .await?;
+    let tokens = started.ok_or(ServiceError::InvalidMfaLogin)?;
+    metrics::counter!("auth_mfa_total", "outcome" => "success").increment(1);
+    metrics::counter!("auth_logins_total", "outcome" => "success").increment(1);
+    Ok(tokens)
+}
+
+/// Checks a code or a recovery code of an enabled factor, spending what it
+/// spends (the time step, the recovery code) in `client`'s transaction.
+async fn check_proof(
+    client: &impl deadpool_postgres::GenericClient,
+    sealer: &SecretBox,
+    user_id: Uuid,
+    sealed_secret: &[u8],
+    proof: &Proof<'_>,
+) -> Result<bool, ServiceError> {
+    match proof {
+        Proof::Code(code) => {
+            let secret = open(sealer, user_id, sealed_secret)?;
+            let Some(step) = totp::matching_step(&secret, code.trim(), now_seconds()) else {
+                metrics::counter!("auth_mfa_total", "outcome" => "invalid_code").increment(1);
+                return Ok(false);
+            };
+            if !mfa::accept_step(client, user_id, step as i64).await? {
+                metrics::counter!("auth_mfa_total", "outcome" => "replayed").increment(1);
+                tracing::warn!(user_id = %user_id, "a code was presented again");
+                return Ok(false);
+            }
+            Ok(true)
+        }
+        Proof::RecoveryCode(code) => {
+            let spent =
+                mfa::spend_recovery_code(client, user_id, &totp::recovery_code_hash(code)).await?;
+            let outcome = if spent {
+                "recovery_code"
+            } else {
+                "invalid_code"
+            };
+            metrics::counter!("auth_mfa_total", "outcome" => outcome).increment(1);
+            Ok(spent)
+        }
+    }
+}
+
+fn open(sealer: &SecretBox, user_id: Uuid, sealed: &[u8]) -> Result<Vec<u8>, ServiceError> {
+    sealer.open(user_id, sealed).ok_or_else(|| {
+        ServiceError::Internal(anyhow::anyhow!(
+            "a second factor does not open with DATA_ENCRYPTION_KEY"
+        ))
+    })
+}
+
+/// At start: when factors exist, the key must be there and open them.
+pub async fn check_key(
+    db: &deadpool_postgres::Pool,
+    key: Option<&SecretBox>,
+) -> anyhow::Result<Option<&'static str>> {
+    let client = db.get().await?;
+    let Some((user_id, sealed)) = mfa::any_factor(&client).await? else {
+        return Ok(None);
+    };
+    Ok(match key {
+        None => Some(
+            "is required: second factors are stored (generate one with `openssl rand -base64 32`, and keep the one you had)",
+        ),
+        Some(key) if key.open(user_id, &sealed).is_none() => {
+            Some("does not open the stored second factors: it is not the key they were sealed with")
+        }
+        Some(_) => None,
+    })
+}
