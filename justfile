@@ -21,7 +21,7 @@ test:
     @just checks
 
 # The checks of `just test`, once the services answer.
-checks: fmt-check clippy test-suite openapi-check schemathesis ts-client-test browser-test promtool-check
+checks: fmt-check clippy test-suite openapi-check schemathesis ts-client-test browser-test bench-smoke promtool-check
 
 # Makes sure PostgreSQL, Redis and RabbitMQ answer on localhost; with none of
 # them running but Docker at hand, starts them from docker-compose.yml.
@@ -156,6 +156,16 @@ browser-test:
     cd tests/browser
     npm ci --no-audit --no-fund --loglevel=error
     CHROMIUM="$chromium" ARTIFACTS_DIR=../../target/browser ../support/with-stack.sh browser npm test
+
+# Portcullis, the FastAPI peer and the hyper floor of ../shared/baseline under
+# its wrk workload, the Argon2 ceiling and pgbench; prints the table with the
+# targets' ratios and writes it to bench/RESULTS.md (DURATION, REPEAT, TARGETS).
+bench:
+    bash bench/run.sh
+
+# A few seconds of the bench against Portcullis alone, so the harness cannot rot.
+bench-smoke:
+    SMOKE=1 bash bench/run.sh
 
 # Rewrites openapi/openapi.json from the code (then run `just ts-client`).
 openapi:
