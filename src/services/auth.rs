@@ -295,6 +295,23 @@ async fn rehash(ctx: &AppContext, user: &UserRecord, password: &str) {
 /// Per-address limits (registrations, emails requested) count per hour.
 pub(crate) const ADDRESS_LIMIT_WINDOW: std::time::Duration = std::time::Duration::from_secs(3600);
 
+/// Counts one emailed link (reset, verification, new address) asked for
+/// from `client_address` against `EMAIL_REQUESTS_MAX_PER_ADDRESS` an hour.
+pub(crate) async fn reserve_email_request(
+    ctx: &AppContext,
+    client_address: IpAddr,
+) -> Result<(), ServiceError> {
+    ctx.limiter
+        .reserve_address(
+            "email_requests",
+            client_address,
+            ctx.config.email_requests_max_per_address,
+            ADDRESS_LIMIT_WINDOW,
+        )
+        .await?
+        .map_err(refused_by("email_requests_per_address"))
+}
+
 /// A refusal by the abuse limit `limit`, counted in
 /// `rate_limit_refusals_total{limit}`.
 pub(crate) fn refused_by(limit: &'static str) -> impl FnOnce(Limited) -> ServiceError {

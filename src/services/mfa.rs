@@ -55,10 +55,8 @@ pub async fn enrol(
     client_address: IpAddr,
 ) -> Result<Enrolment, ServiceError> {
     let sealer = sealer(ctx)?;
-    let user = super::users::me(ctx, claims.sub).await?;
-    if !auth::verify_limited(ctx, &user, current_password, client_address).await? {
-        return Err(ServiceError::WrongCurrentPassword);
-    }
+    let user =
+        super::users::me_with_password(ctx, claims, current_password, client_address).await?;
     let secret = totp::new_secret();
     let sealed = sealer.seal(user.id, &secret);
     if !mfa::put_pending(&db(&ctx.db).await?, user.id, &sealed).await? {
@@ -121,10 +119,8 @@ pub async fn disable(
     correlation_id: &str,
 ) -> Result<(), ServiceError> {
     let sealer = sealer(ctx)?;
-    let user = super::users::me(ctx, claims.sub).await?;
-    if !auth::verify_limited(ctx, &user, current_password, client_address).await? {
-        return Err(ServiceError::WrongCurrentPassword);
-    }
+    let user =
+        super::users::me_with_password(ctx, claims, current_password, client_address).await?;
     let mut client = db(&ctx.db).await?;
     let factor = mfa::find_factor(&client, user.id)
         .await?

@@ -19,6 +19,22 @@ pub async fn me(ctx: &AppContext, user_id: Uuid) -> Result<UserRecord, ServiceEr
         .ok_or(ServiceError::Unauthenticated)
 }
 
+/// The signed-in user, after the current password was checked again (a
+/// wrong one counts against the login limits, so a stolen access token
+/// cannot be used to guess it).
+pub(crate) async fn me_with_password(
+    ctx: &AppContext,
+    claims: &Claims,
+    current_password: &str,
+    client_address: IpAddr,
+) -> Result<UserRecord, ServiceError> {
+    let user = me(ctx, claims.sub).await?;
+    if !super::auth::verify_limited(ctx, &user, current_password, client_address).await? {
+        return Err(ServiceError::WrongCurrentPassword);
+    }
+    Ok(user)
+}
+
 pub async fn update_full_name(
     ctx: &AppContext,
     user_id: Uuid,
@@ -43,10 +59,7 @@ pub async fn change_password(
     client_address: IpAddr,
     correlation_id: &str,
 ) -> Result<(), ServiceError> {
-    let user = me(ctx, claims.sub).await?;
-    if !super::auth::verify_limited(ctx, &user, current_password, client_address).await? {
-        return Err(ServiceError::WrongCurrentPassword);
-    }
+    let user = me_with_password(ctx, claims, current_password, client_address).await?;
     let hash = super::auth::hash_new_password(ctx, &user, new_password).await?;
     super::auth::replace_password(
         ctx,
@@ -74,25 +87,14 @@ pub async fn request_email_change(
     correlation_id: &str,
 ) -> Result<(), ServiceError> {
     let new_email = super::parse_email("new_email", raw_new_email)?;
-    let user = me(ctx, claims.sub).await?;
+    let user = me_with_password(ctx, claims, current_password, client_address).await?;
     if new_email.as_str() == user.email {
         return Err(ServiceError::invalid(
             "new_email",
             "is already this account's address",
         ));
     }
-    if !auth::verify_limited(ctx, &user, current_password, client_address).await? {
-        return Err(ServiceError::WrongCurrentPassword);
-    }
-    ctx.limiter
-        .reserve_address(
-            "email_requests",
-            client_address,
-            ctx.config.email_requests_max_per_address,
-            auth::ADDRESS_LIMIT_WINDOW,
-        )
-        .await?
-        .map_err(auth::refused_by("email_requests_per_address"))?;
+    auth::reserve_email_request(ctx, client_address).await?;
     let mut client = db(&ctx.db).await?;
     // Taken now is a 409 now; taken by the time the link is opened is a
     // 409 then (the unique index decides).
@@ -133,10 +135,7 @@ pub async fn delete_account(
     client_address: IpAddr,
     correlation_id: &str,
 ) -> Result<(), ServiceError> {
-    let user = me(ctx, claims.sub).await?;
-    if !auth::verify_limited(ctx, &user, current_password, client_address).await? {
-        return Err(ServiceError::WrongCurrentPassword);
-    }
+    let user = me_with_password(ctx, claims, current_password, client_address).await?;
     let mark = crate::security::jwt::unix_micros(time::OffsetDateTime::now_utc());
     ctx.denylist
         .set_not_before(user.id, mark, ctx.jwt.ttl())

@@ -22,15 +22,7 @@ pub async fn request(
     client_address: IpAddr,
     correlation_id: &str,
 ) -> Result<(), ServiceError> {
-    ctx.limiter
-        .reserve_address(
-            "email_requests",
-            client_address,
-            ctx.config.email_requests_max_per_address,
-            auth::ADDRESS_LIMIT_WINDOW,
-        )
-        .await?
-        .map_err(auth::refused_by("email_requests_per_address"))?;
+    auth::reserve_email_request(ctx, client_address).await?;
     ctx.limiter
         .reserve_email(
             "verify",
