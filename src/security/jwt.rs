@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::keys::KeySet;
+use super::verified::VerifiedTokens;
 use crate::config::Config;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -59,7 +60,11 @@ pub struct JwtKeys {
     issuer: String,
     audience: String,
     ttl: Duration,
+    verified: VerifiedTokens,
 }
+
+/// Verified tokens kept per process: a few hundred bytes each, some MiB at most.
+const VERIFIED_CAPACITY: usize = 16_384;
 
 impl JwtKeys {
     pub fn new(config: &Config) -> Self {
@@ -87,6 +92,7 @@ impl JwtKeys {
             issuer: config.jwt_issuer.clone(),
             audience: config.jwt_audience.clone(),
             ttl: config.access_token_ttl,
+            verified: VerifiedTokens::new(VERIFIED_CAPACITY),
         }
     }
 
@@ -129,6 +135,17 @@ impl JwtKeys {
     /// a `kid` not in the set, an `alg` other than its key's, a bad
     /// signature, a wrong issuer or audience.
     pub fn verify(&self, token: &str) -> Option<Claims> {
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let digest = VerifiedTokens::digest(token);
+        if let Some(claims) = self.verified.get(&digest, now) {
+            return Some(claims);
+        }
+        let claims = self.verify_signature(token)?;
+        self.verified.insert(digest, claims.clone(), now);
+        Some(claims)
+    }
+
+    fn verify_signature(&self, token: &str) -> Option<Claims> {
         let header = jsonwebtoken::decode_header(token).ok()?;
         let key = self.keys.verifying(header.kid.as_deref())?;
         if header.alg != key.algorithm {

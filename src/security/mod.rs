@@ -6,3 +6,4 @@ pub mod keys;
 pub mod password;
 pub mod tokens;
 pub mod totp;
+pub mod verified;
