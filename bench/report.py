@@ -90,7 +90,7 @@ def ratio(a, b):
 
 
 def target(name, value, goal, ok, unit="x"):
-    shown = "-" if value is None else (f"{value:.0%}" if unit == "%" else f"{value:.2f}{unit}")
+    shown = "-" if value is None else (f"{value:.1%}" if unit == "%" else f"{value:.2f}{unit}")
     verdict = "?" if value is None else ("met" if ok(value) else "**missed**")
     return f"| {name} | {shown} | {goal} | {verdict} |"
 
