@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use deadpool_postgres::Pool;
-use redis::aio::ConnectionManager;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -19,25 +18,9 @@ use crate::messaging::relay::{OutboxSignal, run_backlog_gauge, run_relay};
 use crate::messaging::{Broker, Topology};
 use crate::security::jwt::JwtKeys;
 use crate::security::password::PasswordHasher;
+use crate::services::{AppContext, AppState};
 use crate::worker::JobContext;
 use crate::{cache, db, services, telemetry, worker};
-
-/// What the API's handlers share.
-pub struct AppContext {
-    pub config: Arc<Config>,
-    pub db: Pool,
-    pub redis: ConnectionManager,
-    pub broker: Broker,
-    pub hasher: PasswordHasher,
-    pub password_policy: PasswordPolicy,
-    pub jwt: Arc<JwtKeys>,
-    pub denylist: Denylist,
-    pub limiter: RateLimiter,
-    /// Wakes the outbox relay after a job is committed.
-    pub outbox: OutboxSignal,
-}
-
-pub type AppState = Arc<AppContext>;
 
 /// Connections both processes need. Migrations run before the pool serves
 /// anything, so no prepared statement outlives a schema change.

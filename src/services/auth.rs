@@ -5,8 +5,8 @@ use std::net::IpAddr;
 
 use uuid::Uuid;
 
+use super::AppContext;
 use super::{ServiceError, db, jobs};
-use crate::app::AppContext;
 use crate::cache::rate_limit::{Limited, LoginLimits};
 use crate::domain::{Email, FieldError, FullName, NewPassword};
 use crate::messaging::jobs::JobKind;

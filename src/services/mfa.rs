@@ -8,9 +8,9 @@ use std::net::IpAddr;
 
 use uuid::Uuid;
 
+use super::AppContext;
 use super::auth::{self, IssuedTokens};
 use super::{ServiceError, db, jobs};
-use crate::app::AppContext;
 use crate::messaging::jobs::JobKind;
 use crate::repositories::mfa::{self, Challenge};
 use crate::repositories::users::{self, UserRecord};

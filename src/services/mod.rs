@@ -3,6 +3,7 @@
 //! or a test alike (STYLE.md, habit 5).
 
 pub mod auth;
+mod context;
 pub mod jobs;
 pub mod mfa;
 pub mod password_reset;
@@ -13,6 +14,8 @@ pub mod users;
 pub mod verification;
 
 use deadpool_postgres::{Object, Pool};
+
+pub use context::{AppContext, AppState};
 
 use crate::domain::FieldError;
 

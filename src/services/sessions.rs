@@ -2,8 +2,8 @@
 
 use uuid::Uuid;
 
+use super::AppContext;
 use super::{ServiceError, db};
-use crate::app::AppContext;
 use crate::repositories::sessions::{self, RevokeReason, SessionRecord};
 use crate::security::jwt::Claims;
 

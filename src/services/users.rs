@@ -4,8 +4,8 @@ use std::net::IpAddr;
 
 use uuid::Uuid;
 
+use super::AppContext;
 use super::{ServiceError, auth, db, jobs};
-use crate::app::AppContext;
 use crate::domain::FullName;
 use crate::messaging::jobs::JobKind;
 use crate::repositories::sessions::RevokeReason;

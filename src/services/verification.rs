@@ -5,8 +5,8 @@
 
 use std::net::IpAddr;
 
+use super::AppContext;
 use super::{ServiceError, auth, db, jobs};
-use crate::app::AppContext;
 use crate::domain::Email;
 use crate::messaging::jobs::JobKind;
 use crate::repositories::email_tokens::{self, Purpose};

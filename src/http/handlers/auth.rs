@@ -5,7 +5,6 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::users::UserResponse;
-use crate::app::AppState;
 use crate::config::Config;
 use crate::domain::FieldError;
 use crate::http::extract::{self, BodyKind};
@@ -13,6 +12,7 @@ use crate::http::layers::auth::AuthenticatedUser;
 use crate::http::layers::correlation_id::CorrelationId;
 use crate::http::problem::ProblemDocument;
 use crate::http::{ApiError, Request, Response, empty, json};
+use crate::services::AppState;
 use crate::services::auth::{self, IssuedTokens};
 
 pub const REFRESH_COOKIE: &str = "refresh_token";

@@ -6,8 +6,8 @@ use http_body_util::Full;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::app::AppState;
 use crate::http::{ApiError, Request, Response};
+use crate::services::AppState;
 
 /// A JWK Set (RFC 7517) of public signing keys.
 #[derive(Serialize, ToSchema)]

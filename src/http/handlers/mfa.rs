@@ -6,12 +6,12 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::auth::{TokenResponse, token_response};
-use crate::app::AppState;
 use crate::http::extract;
 use crate::http::layers::auth::AuthenticatedUser;
 use crate::http::layers::correlation_id::CorrelationId;
 use crate::http::problem::ProblemDocument;
 use crate::http::{ApiError, Request, Response, empty, json};
+use crate::services::AppState;
 use crate::services::mfa::{self, Proof};
 
 // No `Debug`: it holds a password.

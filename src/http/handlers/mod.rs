@@ -15,7 +15,7 @@ use super::layers::auth::AuthLayer;
 use super::layers::denylist::DenylistLayer;
 use super::pages;
 use super::router::{Router, handler};
-use crate::app::AppState;
+use crate::services::AppState;
 
 /// Every route of the API process.
 pub fn api_router(state: AppState) -> Router {

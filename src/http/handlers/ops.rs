@@ -7,8 +7,8 @@ use http::{HeaderValue, StatusCode, header};
 use serde::Serialize;
 use serde_json::json;
 
-use crate::app::AppState;
 use crate::http::{ApiError, Request, Response, json};
+use crate::services::AppState;
 
 /// How long each readiness check may take.
 const CHECK_TIMEOUT: Duration = Duration::from_millis(1500);

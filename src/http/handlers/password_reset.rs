@@ -4,11 +4,11 @@ use http::StatusCode;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::app::AppState;
 use crate::http::extract;
 use crate::http::layers::correlation_id::CorrelationId;
 use crate::http::problem::ProblemDocument;
 use crate::http::{ApiError, Request, Response, empty, json};
+use crate::services::AppState;
 use crate::services::password_reset;
 
 #[derive(Deserialize, ToSchema)]

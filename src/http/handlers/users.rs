@@ -6,7 +6,6 @@ use time::OffsetDateTime;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::app::AppState;
 use crate::domain::FullName;
 use crate::http::extract;
 use crate::http::layers::auth::AuthenticatedUser;
@@ -16,6 +15,7 @@ use crate::http::router::PathParams;
 use crate::http::{ApiError, Request, Response, empty, json};
 use crate::repositories::sessions::SessionRecord;
 use crate::repositories::users::UserRecord;
+use crate::services::AppState;
 use crate::services::{self, ServiceError};
 
 #[derive(Debug, Serialize, ToSchema)]

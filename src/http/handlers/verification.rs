@@ -5,11 +5,11 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 use super::password_reset::Accepted;
-use crate::app::AppState;
 use crate::http::extract;
 use crate::http::layers::correlation_id::CorrelationId;
 use crate::http::problem::ProblemDocument;
 use crate::http::{ApiError, Request, Response, empty, json};
+use crate::services::AppState;
 use crate::services::verification;
 
 #[derive(Deserialize, ToSchema)]

@@ -9,10 +9,10 @@ use bytes::Bytes;
 use http::{HeaderValue, StatusCode, header};
 use http_body_util::Full;
 
-use crate::app::AppState;
 use crate::http::extract::{self, BodyKind};
 use crate::http::layers::correlation_id::CorrelationId;
 use crate::http::{ApiError, Request, Response};
+use crate::services::AppState;
 use crate::services::{ServiceError, password_reset, verification};
 
 const RESET_HTML: &str = include_str!("assets/reset.html");

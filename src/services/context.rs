@@ -1,0 +1,33 @@
+//! What the services share: the configuration, the pools and clients, the
+//! keys. `app.rs` builds it at start; handlers receive it as [`AppState`].
+//! It lives here, below `http` and `app`, so nothing imports `app`.
+
+use std::sync::Arc;
+
+use deadpool_postgres::Pool;
+use redis::aio::ConnectionManager;
+
+use crate::cache::{Denylist, RateLimiter};
+use crate::config::Config;
+use crate::domain::PasswordPolicy;
+use crate::messaging::Broker;
+use crate::messaging::relay::OutboxSignal;
+use crate::security::jwt::JwtKeys;
+use crate::security::password::PasswordHasher;
+
+/// What the API's services share.
+pub struct AppContext {
+    pub config: Arc<Config>,
+    pub db: Pool,
+    pub redis: ConnectionManager,
+    pub broker: Broker,
+    pub hasher: PasswordHasher,
+    pub password_policy: PasswordPolicy,
+    pub jwt: Arc<JwtKeys>,
+    pub denylist: Denylist,
+    pub limiter: RateLimiter,
+    /// Wakes the outbox relay after a job is committed.
+    pub outbox: OutboxSignal,
+}
+
+pub type AppState = Arc<AppContext>;
