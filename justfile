@@ -15,13 +15,14 @@ export TEST_AMQP_URL := env_var_or_default("TEST_AMQP_URL", if compose_running =
 export TEST_REDIS_URL := env_var_or_default("TEST_REDIS_URL", "redis://127.0.0.1:6379")
 
 # Everything CI checks: formatting, lints, the whole test suite, OpenAPI drift,
-# the TypeScript client, and the Prometheus configuration and rules.
+# the TypeScript client, the Prometheus configuration and rules, and the
+# Kubernetes manifests.
 test:
     @just services
     @just checks
 
 # The checks of `just test`, once the services answer.
-checks: fmt-check clippy test-suite openapi-check schemathesis ts-client-test browser-test bench-smoke promtool-check
+checks: fmt-check clippy test-suite openapi-check schemathesis ts-client-test browser-test bench-smoke promtool-check k8s-validate
 
 # Makes sure PostgreSQL, Redis and RabbitMQ answer on localhost; with none of
 # them running but Docker at hand, starts them from docker-compose.yml.
@@ -86,6 +87,13 @@ promtool-check:
     sed "s|/etc/prometheus/alerts.yml|$dir/alerts.yml|" monitoring/prometheus.yml > "$dir/prometheus.yml"
     "$promtool" check config "$dir/prometheus.yml"
     "$promtool" check rules monitoring/alerts.yml
+
+# kubernetes-validate --strict (from PyPI, in target/kubernetes-validate-venv),
+# the `kubectl kustomize` render when kubectl is at hand, and static checks:
+# pinned images, non-root, read-only root filesystem, references that resolve.
+# Validates the Kubernetes manifests of deploy/kubernetes offline.
+k8s-validate:
+    deploy/kubernetes/validate.sh
 
 # Starts Prometheus against a running `just run` (api :8000, worker :9100),
 # makes some traffic, and checks that every dashboard query returns data.

@@ -39,7 +39,7 @@ async fn open_resources(
         db::migrate(&db).await?;
     }
     let broker = Broker::start(
-        config.amqp_url.clone(),
+        config.amqp_urls.clone(),
         Topology::new(config.queue_prefix.clone()),
         name,
         background.clone(),
@@ -69,8 +69,8 @@ pub async fn run_api(
         }
         .into());
     }
-    let redis = cache::connect(&config.redis_url)?;
-    let keys = Keys::new(&config.redis_key_prefix);
+    let redis = cache::connect(&config.redis)?;
+    let keys = Keys::new(&config.redis_key_prefix, redis.is_cluster());
     let outbox = OutboxSignal::default();
     // One Argon2 run per core: a login storm queues instead of starving
     // every other request (CONTRACT.md, "Authentication model").

@@ -72,6 +72,16 @@ pub enum AppEnv {
     Production,
 }
 
+/// Where Redis is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RedisTarget {
+    /// `REDIS_URL`: one node.
+    Node(String),
+    /// `REDIS_CLUSTER_NODES`: some nodes of a Redis Cluster (the client
+    /// learns the rest from them); `REDIS_URL` is then not read.
+    Cluster(Vec<String>),
+}
+
 /// The validated configuration of both processes.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -80,8 +90,11 @@ pub struct Config {
     pub worker_metrics_addr: SocketAddr,
     pub database_url: String,
     pub database_pool_size: usize,
-    pub redis_url: String,
-    pub amqp_url: String,
+    /// One Redis node, or a Redis Cluster (`REDIS_CLUSTER_NODES`).
+    pub redis: RedisTarget,
+    /// The RabbitMQ addresses of `AMQP_URL`, tried in turn: the nodes of
+    /// one cluster, so a process fails over when its node goes away.
+    pub amqp_urls: Vec<String>,
     /// Prepended to every exchange and queue name, so parallel test runs on
     /// one broker never meet. Empty in production.
     pub queue_prefix: String,
@@ -255,8 +268,10 @@ impl Config {
             )?,
             database_url: env.required("DATABASE_URL")?.to_owned(),
             database_pool_size,
-            redis_url: env.url("REDIS_URL", &["redis://", "rediss://"])?,
-            amqp_url: env.url("AMQP_URL", &["amqp://", "amqps://"])?,
+            redis: env.redis_target()?,
+            amqp_urls: env.url_list("AMQP_URL", &["amqp://", "amqps://"], |url| {
+                url.parse::<lapin::uri::AMQPUri>().is_ok()
+            })?,
             queue_prefix: env.name_prefix("QUEUE_PREFIX")?,
             redis_key_prefix: env.name_prefix("REDIS_KEY_PREFIX")?,
             migrate_on_start: env.boolean("MIGRATE_ON_START", true)?,
@@ -545,6 +560,59 @@ impl Vars {
         }
     }
 
+    /// A comma-separated list of URLs, each with one of `schemes` and
+    /// accepted by `parses`.
+    fn url_list(
+        &self,
+        name: &'static str,
+        schemes: &[&str],
+        parses: impl Fn(&str) -> bool,
+    ) -> Result<Vec<String>, ConfigError> {
+        let urls: Vec<String> = self
+            .required(name)?
+            .split(',')
+            .map(str::trim)
+            .filter(|url| !url.is_empty())
+            .map(str::to_owned)
+            .collect();
+        if urls.is_empty() {
+            return Err(ConfigError::new(
+                name,
+                "is required but not set (see .env.example)",
+            ));
+        }
+        for url in &urls {
+            if !schemes.iter().any(|s| url.starts_with(s)) {
+                return Err(ConfigError::new(
+                    name,
+                    format!("must be URLs starting with {}", schemes.join(" or ")),
+                ));
+            }
+            if !parses(url) {
+                // The URL may hold a password: it is not repeated here.
+                return Err(ConfigError::new(name, "holds a URL that does not parse"));
+            }
+        }
+        Ok(urls)
+    }
+
+    /// `REDIS_CLUSTER_NODES` when set, else `REDIS_URL`.
+    fn redis_target(&self) -> Result<RedisTarget, ConfigError> {
+        let parses = |url: &str| redis::Client::open(url).is_ok();
+        if self.optional("REDIS_CLUSTER_NODES").is_some() {
+            let nodes = self.url_list("REDIS_CLUSTER_NODES", &["redis://", "rediss://"], parses)?;
+            return Ok(RedisTarget::Cluster(nodes));
+        }
+        let url = self.url("REDIS_URL", &["redis://", "rediss://"])?;
+        if !parses(&url) {
+            return Err(ConfigError::new(
+                "REDIS_URL",
+                "does not parse as a Redis URL",
+            ));
+        }
+        Ok(RedisTarget::Node(url))
+    }
+
     /// Names built from a prefix must stay valid AMQP and Redis names.
     fn name_prefix(&self, name: &'static str) -> Result<String, ConfigError> {
         let value = self.optional(name).unwrap_or("");
@@ -582,6 +650,55 @@ mod tests {
             vars.insert((*k).to_owned(), (*v).to_owned());
         }
         vars
+    }
+
+    #[test]
+    fn a_redis_cluster_replaces_the_single_node() {
+        let single = Config::from_vars(vars(&[])).unwrap();
+        assert_eq!(
+            single.redis,
+            RedisTarget::Node("redis://127.0.0.1:6379".into())
+        );
+        let mut cluster_vars = vars(&[(
+            "REDIS_CLUSTER_NODES",
+            "redis://10.0.0.1:6379, redis://10.0.0.2:6379",
+        )]);
+        cluster_vars.remove("REDIS_URL");
+        let cluster = Config::from_vars(cluster_vars).unwrap();
+        assert_eq!(
+            cluster.redis,
+            RedisTarget::Cluster(vec![
+                "redis://10.0.0.1:6379".into(),
+                "redis://10.0.0.2:6379".into()
+            ])
+        );
+        let error = Config::from_vars(vars(&[("REDIS_CLUSTER_NODES", "redis://a:1,http://b")]))
+            .unwrap_err();
+        assert_eq!(error.variable, "REDIS_CLUSTER_NODES");
+    }
+
+    #[test]
+    fn amqp_url_may_list_the_nodes_of_a_cluster() {
+        let config = Config::from_vars(vars(&[(
+            "AMQP_URL",
+            "amqp://u:p@rabbit-0:5672/%2f,amqp://u:p@rabbit-1:5672/%2f",
+        )]))
+        .unwrap();
+        assert_eq!(config.amqp_urls.len(), 2);
+        for bad in [
+            "amqp://u:p@rabbit-0/%2f,",
+            "amqp://a,amqp://b:notaport",
+            ",",
+        ] {
+            let error = Config::from_vars(vars(&[("AMQP_URL", bad)]));
+            if bad == "amqp://u:p@rabbit-0/%2f," {
+                assert!(error.is_ok(), "a trailing comma is forgiven");
+            } else {
+                let error = error.unwrap_err();
+                assert_eq!(error.variable, "AMQP_URL");
+                assert!(!error.to_string().contains("notaport"), "no URL is echoed");
+            }
+        }
     }
 
     #[test]

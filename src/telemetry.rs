@@ -337,6 +337,9 @@ fn describe_metrics() {
                 .increment(0);
         }
     }
+    for kind in crate::messaging::jobs::JobKind::ALL {
+        let _ = metrics::histogram!("job_duration_seconds", "kind" => kind.metric_label());
+    }
     metrics::counter!("accounts_deleted_total").increment(0);
     for outcome in ["success", "invalid_code", "replayed", "recovery_code"] {
         metrics::counter!("auth_mfa_total", "outcome" => outcome).increment(0);

@@ -410,6 +410,35 @@ async fn every_metric_the_dashboard_and_the_alerts_query_is_exported() {
     assert!(missing.is_empty(), "queried but not exported: {missing:?}");
 }
 
+/// Before any request or job, the series a dashboard or a `rate()` alert
+/// reads are there at zero (CONTRACT.md, "Scale-out").
+#[tokio::test]
+async fn every_counter_and_histogram_is_exported_at_zero_from_the_start() {
+    let stack = Stack::start(&[]).await;
+    let api = stack.scrape(&stack.api.address).await;
+    let worker = stack.scrape(&stack.worker.address).await;
+    for series in [
+        "auth_logins_total{outcome=\"success\"} 0",
+        "auth_logins_total{outcome=\"rate_limited\"} 0",
+        "auth_refresh_total{outcome=\"reuse_detected\"} 0",
+        "auth_denylist_checks_total{result=\"denied\"} 0",
+        // The scrape itself is in flight.
+        "\nhttp_requests_in_flight ",
+        "http_request_duration_seconds_count{method=\"GET\",route=\"/api/v1/users/me\"} 0",
+        "http_request_duration_seconds_count{method=\"DELETE\",route=\"/api/v1/users/me/sessions/{id}\"} 0",
+        "http_request_duration_seconds_bucket{method=\"POST\",route=\"/api/v1/auth/refresh\",le=\"0.005\"} 0",
+    ] {
+        assert!(api.contains(series), "the api exports `{series}`");
+    }
+    for series in [
+        "jobs_processed_total{kind=\"password_reset\",outcome=\"failed\"} 0",
+        "job_duration_seconds_count{kind=\"password_reset\"} 0",
+        "job_duration_seconds_count{kind=\"notice_refresh_reuse\"} 0",
+    ] {
+        assert!(worker.contains(series), "the worker exports `{series}`");
+    }
+}
+
 #[tokio::test]
 async fn a_correlation_id_follows_a_reset_from_the_request_to_the_email() {
     let stack = Stack::start(&[]).await;

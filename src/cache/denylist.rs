@@ -6,10 +6,9 @@ use std::sync::LazyLock;
 use std::time::Duration;
 
 use redis::Script;
-use redis::aio::ConnectionManager;
 use uuid::Uuid;
 
-use super::Keys;
+use super::{Keys, Redis};
 use crate::security::jwt::Claims;
 
 static SET_IF_LATER: LazyLock<Script> = LazyLock::new(|| {
@@ -27,25 +26,28 @@ static SET_IF_LATER: LazyLock<Script> = LazyLock::new(|| {
 
 #[derive(Clone)]
 pub struct Denylist {
-    redis: ConnectionManager,
+    redis: Redis,
     keys: Keys,
 }
 
 impl Denylist {
-    pub fn new(redis: ConnectionManager, keys: Keys) -> Self {
+    pub fn new(redis: Redis, keys: Keys) -> Self {
         Self { redis, keys }
     }
 
-    fn jti_key(&self, jti: Uuid) -> String {
-        self.keys.key(format_args!("denylist:jti:{jti}"))
+    fn jti_key(&self, user_id: Uuid, jti: Uuid) -> String {
+        self.keys
+            .user_key(user_id, format_args!("denylist:jti:{jti}"))
     }
 
-    fn sid_key(&self, sid: Uuid) -> String {
-        self.keys.key(format_args!("denylist:sid:{sid}"))
+    fn sid_key(&self, user_id: Uuid, sid: Uuid) -> String {
+        self.keys
+            .user_key(user_id, format_args!("denylist:sid:{sid}"))
     }
 
     fn not_before_key(&self, user_id: Uuid) -> String {
-        self.keys.key(format_args!("not_before:{user_id}"))
+        self.keys
+            .user_key(user_id, format_args!("not_before:{user_id}"))
     }
 
     /// Whether the token may still be used: its `jti` and `sid` are not
@@ -54,8 +56,8 @@ impl Denylist {
         let mut redis = self.redis.clone();
         let (jti, sid, not_before): (Option<String>, Option<String>, Option<i64>) =
             redis::cmd("MGET")
-                .arg(self.jti_key(claims.jti))
-                .arg(self.sid_key(claims.sid))
+                .arg(self.jti_key(claims.sub, claims.jti))
+                .arg(self.sid_key(claims.sub, claims.sid))
                 .arg(self.not_before_key(claims.sub))
                 .query_async(&mut redis)
                 .await?;
@@ -63,9 +65,11 @@ impl Denylist {
     }
 
     /// Denylists one access token for the rest of its life and the given
-    /// sessions for an access-token lifetime, in one round trip.
+    /// sessions for an access-token lifetime, all of `user_id`, in one round
+    /// trip (one slot on a cluster).
     pub async fn deny(
         &self,
+        user_id: Uuid,
         token: Option<(Uuid, Duration)>,
         sessions: &[Uuid],
         session_ttl: Duration,
@@ -75,11 +79,11 @@ impl Denylist {
         }
         let mut pipe = redis::pipe();
         if let Some((jti, ttl)) = token {
-            pipe.set_ex(self.jti_key(jti), 1, ttl.as_secs().max(1))
+            pipe.set_ex(self.jti_key(user_id, jti), 1, ttl.as_secs().max(1))
                 .ignore();
         }
         for sid in sessions {
-            pipe.set_ex(self.sid_key(*sid), 1, session_ttl.as_secs().max(1))
+            pipe.set_ex(self.sid_key(user_id, *sid), 1, session_ttl.as_secs().max(1))
                 .ignore();
         }
         let mut redis = self.redis.clone();

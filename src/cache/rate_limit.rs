@@ -1,10 +1,13 @@
 //! Fixed-window counters in Redis for failed logins, per normalised email
 //! and per client address (CONTRACT.md, "Brute force").
 //!
-//! A login attempt reserves its place in both counters atomically just
-//! before the password is checked, so parallel attempts cannot overshoot a
-//! limit; a successful login then clears the account counter and gives back
-//! its address slot, leaving only failures counted. The reservation is
+//! A login attempt reserves its place in both counters just before the
+//! password is checked, each with one atomic check-and-count, so parallel
+//! attempts cannot overshoot a limit; when the address refuses an attempt
+//! the account counted, the account's slot is given back. A successful
+//! login then clears the account counter and gives back its address slot,
+//! leaving only failures counted. No script touches two keys: the account
+//! and the address counters live in different slots of a Redis Cluster. The reservation is
 //! taken once the attempt holds an Argon2 permit, so at most one attempt per
 //! core is in flight and parallel correct logins are not refused.
 
@@ -14,45 +17,28 @@ use std::time::Duration;
 
 use ipnet::{IpNet, Ipv6Net};
 use redis::Script;
-use redis::aio::ConnectionManager;
 use sha2::{Digest, Sha256};
 
-use super::Keys;
+use super::{Keys, Redis};
 
-/// Returns {0, 0} when under every limit (counting the attempt if ARGV[1]
-/// is 1), or {n, seconds} when limit n is reached.
+/// Returns {0, 0} when KEYS[1] is under the limit ARGV[2] (counting the
+/// attempt, with expiry ARGV[3], if ARGV[1] is 1), or {1, seconds} when the
+/// limit is reached.
 static RESERVE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
-        for i = 1, #KEYS do
-            local count = tonumber(redis.call('GET', KEYS[i]) or '0')
-            if count >= tonumber(ARGV[i + 1]) then
-                local ttl = redis.call('TTL', KEYS[i])
-                if ttl < 1 then ttl = 1 end
-                return {i, ttl}
-            end
+        local count = tonumber(redis.call('GET', KEYS[1]) or '0')
+        if count >= tonumber(ARGV[2]) then
+            local ttl = redis.call('TTL', KEYS[1])
+            if ttl < 1 then ttl = 1 end
+            return {1, ttl}
         end
         if ARGV[1] == '1' then
-            for i = 1, #KEYS do
-                if redis.call('INCR', KEYS[i]) == 1 then
-                    redis.call('EXPIRE', KEYS[i], ARGV[#KEYS + 2])
-                end
+            if redis.call('INCR', KEYS[1]) == 1 then
+                redis.call('EXPIRE', KEYS[1], ARGV[3])
             end
         end
         return {0, 0}
-        ",
-    )
-});
-
-/// Clears KEYS[1] and gives one slot back to KEYS[2].
-static SUCCEED: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"
-        redis.call('DEL', KEYS[1])
-        if tonumber(redis.call('GET', KEYS[2]) or '0') > 0 then
-            redis.call('DECR', KEYS[2])
-        end
-        return 0
         ",
     )
 });
@@ -67,15 +53,12 @@ pub fn address_group(address: IpAddr) -> IpNet {
     }
 }
 
-/// Gives one slot back to each of KEYS (a right password whose login
-/// still waits for a code: it neither fails nor clears the failures).
+/// Gives one slot back to KEYS[1], never going below zero.
 static RELEASE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
-        for i = 1, #KEYS do
-            if tonumber(redis.call('GET', KEYS[i]) or '0') > 0 then
-                redis.call('DECR', KEYS[i])
-            end
+        if tonumber(redis.call('GET', KEYS[1]) or '0') > 0 then
+            redis.call('DECR', KEYS[1])
         end
         return 0
         ",
@@ -97,12 +80,12 @@ pub struct LoginLimits {
 
 #[derive(Clone)]
 pub struct RateLimiter {
-    redis: ConnectionManager,
+    redis: Redis,
     keys: Keys,
 }
 
 impl RateLimiter {
-    pub fn new(redis: ConnectionManager, keys: Keys) -> Self {
+    pub fn new(redis: Redis, keys: Keys) -> Self {
         Self { redis, keys }
     }
 
@@ -153,30 +136,58 @@ impl RateLimiter {
         address: IpAddr,
         limits: LoginLimits,
     ) -> redis::RedisResult<Result<(), Limited>> {
-        let mut invocation = RESERVE.prepare_invoke();
-        invocation
-            .key(self.email_key("login", email))
-            .key(self.address_key("login", address))
-            .arg(if count { "1" } else { "0" })
-            .arg(limits.per_account)
-            .arg(limits.per_address)
-            .arg(limits.window.as_secs().max(1));
-        self.reserve(invocation).await
+        let account = self.email_key("login", email);
+        if let Err(limited) = self
+            .reserve(&account, count, limits.per_account, limits.window)
+            .await?
+        {
+            return Ok(Err(limited));
+        }
+        let address = self.address_key("login", address);
+        match self
+            .reserve(&address, count, limits.per_address, limits.window)
+            .await
+        {
+            Ok(Ok(())) => Ok(Ok(())),
+            refused_or_failed => {
+                if count {
+                    self.release(&account).await?;
+                }
+                refused_or_failed
+            }
+        }
     }
 
-    /// Runs the reserve script; its answer as a [`Limited`] on refusal.
+    /// Checks `key` against `max` and, if `count`, counts one more request
+    /// in a window of `window`, atomically.
     async fn reserve(
         &self,
-        invocation: redis::ScriptInvocation<'_>,
+        key: &str,
+        count: bool,
+        max: u32,
+        window: Duration,
     ) -> redis::RedisResult<Result<(), Limited>> {
         let mut redis = self.redis.clone();
-        let (refused, ttl): (u32, u64) = invocation.invoke_async(&mut redis).await?;
+        let (refused, ttl): (u32, u64) = RESERVE
+            .key(key)
+            .arg(if count { "1" } else { "0" })
+            .arg(max)
+            .arg(window.as_secs().max(1))
+            .invoke_async(&mut redis)
+            .await?;
         Ok(match refused {
             0 => Ok(()),
             _ => Err(Limited {
                 retry_after: Duration::from_secs(ttl),
             }),
         })
+    }
+
+    /// Gives one counted request of `key` back.
+    async fn release(&self, key: &str) -> redis::RedisResult<()> {
+        let mut redis = self.redis.clone();
+        let _: i64 = RELEASE.key(key).invoke_async(&mut redis).await?;
+        Ok(())
     }
 
     /// Counts a request of `scope` (a reset or verification link) for
@@ -188,13 +199,8 @@ impl RateLimiter {
         max: u32,
         window: Duration,
     ) -> redis::RedisResult<Result<(), Limited>> {
-        let mut invocation = RESERVE.prepare_invoke();
-        invocation
-            .key(self.email_key(scope, email))
-            .arg("1")
-            .arg(max)
-            .arg(window.as_secs().max(1));
-        self.reserve(invocation).await
+        self.reserve(&self.email_key(scope, email), true, max, window)
+            .await
     }
 
     /// Counts one request of `scope` (registrations, emails asked for) from
@@ -206,13 +212,8 @@ impl RateLimiter {
         max: u32,
         window: Duration,
     ) -> redis::RedisResult<Result<(), Limited>> {
-        let mut invocation = RESERVE.prepare_invoke();
-        invocation
-            .key(self.address_key(scope, address))
-            .arg("1")
-            .arg(max)
-            .arg(window.as_secs().max(1));
-        self.reserve(invocation).await
+        self.reserve(&self.address_key(scope, address), true, max, window)
+            .await
     }
 
     /// A right password of an account with a second factor: the attempt's
@@ -223,12 +224,11 @@ impl RateLimiter {
         email: &str,
         address: IpAddr,
     ) -> redis::RedisResult<()> {
-        let mut redis = self.redis.clone();
-        let _: i64 = RELEASE
-            .key(self.email_key("login", email))
-            .key(self.address_key("login", address))
-            .invoke_async(&mut redis)
-            .await?;
+        let (account, address) = (
+            self.email_key("login", email),
+            self.address_key("login", address),
+        );
+        tokio::try_join!(self.release(&account), self.release(&address))?;
         Ok(())
     }
 
@@ -236,11 +236,10 @@ impl RateLimiter {
     /// address gets its reserved slot back.
     pub async fn login_succeeded(&self, email: &str, address: IpAddr) -> redis::RedisResult<()> {
         let mut redis = self.redis.clone();
-        let _: i64 = SUCCEED
-            .key(self.email_key("login", email))
-            .key(self.address_key("login", address))
-            .invoke_async(&mut redis)
-            .await?;
+        let mut clear = redis::cmd("DEL");
+        clear.arg(self.email_key("login", email));
+        let address = self.address_key("login", address);
+        tokio::try_join!(clear.query_async::<i64>(&mut redis), self.release(&address))?;
         Ok(())
     }
 }

@@ -48,6 +48,7 @@ pub fn service(
 + Send
 + Sync
 + 'static {
+    layers::metrics::register_routes(&router);
     // Outermost first. The correlation id comes first so that every line
     // logged below it, and every problem body, carries it; the security
     // headers reach every response, even the layers' own; the access log and

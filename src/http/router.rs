@@ -110,6 +110,13 @@ impl Router {
         self
     }
 
+    /// Every route's method and template.
+    pub fn routes(&self) -> impl Iterator<Item = (&Method, &'static str)> {
+        self.routes
+            .iter()
+            .map(|route| (&route.method, route.template))
+    }
+
     /// Appends the routes of `other`.
     pub fn merge(mut self, other: Router) -> Self {
         let routes = Arc::get_mut(&mut self.routes).expect("routes are merged before cloning");

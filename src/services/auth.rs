@@ -392,7 +392,7 @@ async fn rotate(
     // so that a failure there leaves the session to be revoked on retry.
     let owner = state.owner;
     ctx.denylist
-        .deny(None, &[owner.session_id], ctx.jwt.ttl())
+        .deny(owner.user_id, None, &[owner.session_id], ctx.jwt.ttl())
         .await?;
     let mut client = client;
     let transaction = client.transaction().await?;
@@ -447,6 +447,7 @@ pub async fn logout(
     // Redis first: the access token must die even if the database fails next.
     ctx.denylist
         .deny(
+            claims.sub,
             Some((claims.jti, claims.remaining(now))),
             &[claims.sid],
             ctx.jwt.ttl(),
@@ -465,7 +466,9 @@ pub async fn logout(
         .into_iter()
         .filter(|sid| *sid != claims.sid)
         .collect();
-    ctx.denylist.deny(None, &others, ctx.jwt.ttl()).await?;
+    ctx.denylist
+        .deny(claims.sub, None, &others, ctx.jwt.ttl())
+        .await?;
     tracing::info!(user_id = %claims.sub, session_id = %claims.sid, "logged out");
     Ok(())
 }
@@ -492,7 +495,9 @@ pub(crate) async fn end_all_sessions(
     let client = db(&ctx.db).await?;
     let revoked = sessions::revoke_all_sessions(&client, user_id, keep, reason).await?;
     // Tokens a racing refresh issued after the mark die with their session.
-    ctx.denylist.deny(None, &revoked, ctx.jwt.ttl()).await?;
+    ctx.denylist
+        .deny(user_id, None, &revoked, ctx.jwt.ttl())
+        .await?;
     Ok(revoked)
 }
 
@@ -581,7 +586,9 @@ pub(crate) async fn replace_password(
     jobs::enqueue(&transaction, notice, user.id, &user.email, correlation_id).await?;
     transaction.commit().await?;
     ctx.outbox.wake();
-    ctx.denylist.deny(None, &revoked, ctx.jwt.ttl()).await?;
+    ctx.denylist
+        .deny(user.id, None, &revoked, ctx.jwt.ttl())
+        .await?;
     Ok(())
 }
 

@@ -4,8 +4,8 @@
 
 use std::sync::Arc;
 
+use crate::cache::Redis;
 use deadpool_postgres::Pool;
-use redis::aio::ConnectionManager;
 
 use crate::cache::{Denylist, RateLimiter};
 use crate::config::Config;
@@ -19,7 +19,7 @@ use crate::security::password::PasswordHasher;
 pub struct AppContext {
     pub config: Arc<Config>,
     pub db: Pool,
-    pub redis: ConnectionManager,
+    pub redis: Redis,
     pub broker: Broker,
     pub hasher: PasswordHasher,
     pub password_policy: PasswordPolicy,

@@ -27,7 +27,7 @@ pub async fn delete(
         return Err(ServiceError::NotFound);
     }
     ctx.denylist
-        .deny(None, &[session_id], ctx.jwt.ttl())
+        .deny(claims.sub, None, &[session_id], ctx.jwt.ttl())
         .await?;
     // A concurrent delete may have revoked it meanwhile; the sid is
     // denylisted either way, which is all the caller asked for.

@@ -161,7 +161,9 @@ pub async fn delete_account(
     }
     transaction.commit().await?;
     ctx.outbox.wake();
-    ctx.denylist.deny(None, &sessions, ctx.jwt.ttl()).await?;
+    ctx.denylist
+        .deny(user.id, None, &sessions, ctx.jwt.ttl())
+        .await?;
     metrics::counter!("accounts_deleted_total").increment(1);
     tracing::info!(user_id = %user.id, "account deleted");
     Ok(())

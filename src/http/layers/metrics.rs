@@ -12,7 +12,7 @@ use tower::{Layer, Service};
 
 use super::{BoxFuture, take_ready};
 use crate::http::Response;
-use crate::http::router::MatchedRoute;
+use crate::http::router::{MatchedRoute, Router};
 
 #[derive(Debug, Clone, Copy, Default)]
 pub struct MetricsLayer;
@@ -86,6 +86,20 @@ where
             .record(elapsed);
             Ok(response)
         })
+    }
+}
+
+/// Exports every route's latency histogram at zero from the start
+/// (CONTRACT.md, "Scale-out"), so dashboards and alerts see it before the
+/// route's first request.
+pub fn register_routes(router: &Router) {
+    metrics::gauge!("http_requests_in_flight").increment(0.0);
+    for (method, route) in router.routes() {
+        let _ = metrics::histogram!(
+            "http_request_duration_seconds",
+            "method" => method_label(method),
+            "route" => route
+        );
     }
 }
 
