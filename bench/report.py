@@ -133,5 +133,9 @@ Absolute numbers drift between machines and runs: compare within one run.
 
 {table}
 """
+    # Where the time goes for the targets missed: profiles kept by hand.
+    analysis = Path(__file__).with_name("ANALYSIS.md")
+    if analysis.exists():
+        text += "\n" + analysis.read_text()
     Path(args.write).write_text(text)
     print(f"\nwritten to {args.write}", file=sys.stderr)
