@@ -22,7 +22,7 @@ test:
     @just checks
 
 # The checks of `just test`, once the services answer.
-checks: fmt-check clippy test-suite openapi-check schemathesis ts-client-test browser-test bench-smoke promtool-check k8s-validate
+checks: fmt-check clippy test-suite test-cluster openapi-check schemathesis ts-client-test browser-test bench-smoke promtool-check k8s-validate
 
 # Makes sure PostgreSQL, Redis and RabbitMQ answer on localhost; with none of
 # them running but Docker at hand, starts them from docker-compose.yml.
@@ -54,6 +54,13 @@ clippy:
 # nextest runs each test in its own process, so process-wide metrics stay per test.
 test-suite:
     cargo nextest run --locked --no-fail-fast --config-file .ci/nextest.toml
+
+# The api and a worker on three RabbitMQ nodes that tests/support/rabbitmq-cluster.sh
+# starts from the installed rabbitmq-server, beside the machine's own node.
+# The RabbitMQ cluster test: a queue leader killed mid-stream (not in `just test`).
+test-cluster:
+    @just services
+    cargo nextest run --locked --test rabbitmq_cluster --run-ignored only
 
 # Fails when openapi/openapi.json differs from `portcullis openapi`.
 openapi-check:

@@ -21,12 +21,21 @@
 # NODE is a, b or c, a node's short name (pc-a) or full name (pc-a@localhost),
 # or its AMQP port. Progress goes to stderr; only results go to stdout.
 #
-# Environment: RABBITMQ_CLUSTER_BASE_PORT (first AMQP port tried, default 5681;
-# the distribution ports are 20000 above), RABBITMQ_CLUSTER_PREFIX (node name
-# prefix, default pc), RABBITMQ_CLUSTER_ERL_ARGS (scheduler limits, default
-# "+S 1:1 +SDcpu 1:1 +A 4", empty for Erlang's defaults), RABBITMQ_CLUSTER_TIMEOUT (seconds to wait
-# for a node, default 120), RABBITMQ_SBIN (the directory holding the real
-# rabbitmq-server and rabbitmqctl scripts).
+# Environment:
+#   RABBITMQ_CLUSTER_BASE_PORT  first AMQP port tried (default 5681, then
+#                               5684...); distribution ports are 20000 above
+#   RABBITMQ_CLUSTER_PREFIX     node name prefix (default pc, or pc2...pc9
+#                               when another cluster on this host has pc)
+#   RABBITMQ_CLUSTER_ERL_ARGS   extra Erlang VM flags (default
+#                               "+S 1:1 +SDcpu 1:1 +A 4"; empty for none)
+#   RABBITMQ_CLUSTER_TIMEOUT    seconds to wait for a node (default 120)
+#   RABBITMQ_SBIN               directory of the real rabbitmq-server and
+#                               rabbitmqctl scripts (default: found)
+#
+# By hand, other RabbitMQ tools reach the nodes with the cluster's cookie:
+#   /usr/lib/rabbitmq/bin/rabbitmq-diagnostics --erlang-cookie "$(cat DIR/.erlang.cookie)" -n pc-a@localhost status
+# (Debian's /usr/sbin/rabbitmqctl runs as the rabbitmq user, with the
+# machine node's cookie, and cannot.)
 set -euo pipefail
 
 KEYS=(a b c)
@@ -56,19 +65,14 @@ find_sbin() {
         echo "$RABBITMQ_SBIN"
         return
     fi
-    local ctl real
-    ctl=$(command -v rabbitmqctl || true)
-    [ -n "$ctl" ] || die "rabbitmqctl not found: install rabbitmq-server (apt-get install rabbitmq-server)"
-    real=$(readlink -f "$ctl")
-    if [ "$(basename "$real")" = rabbitmq-script-wrapper ] || grep -q 'su rabbitmq\|exec_script_as_root' "$real" 2>/dev/null; then
-        if [ -x /usr/lib/rabbitmq/bin/rabbitmq-server ]; then
-            echo /usr/lib/rabbitmq/bin
-            return
-        fi
-        dirname "$real"
+    if [ -x /usr/lib/rabbitmq/bin/rabbitmq-server ]; then
+        echo /usr/lib/rabbitmq/bin
         return
     fi
-    dirname "$real"
+    local ctl
+    ctl=$(PATH=$PATH:/usr/sbin:/sbin command -v rabbitmqctl || true)
+    [ -n "$ctl" ] || die "rabbitmqctl not found: install rabbitmq-server (apt-get install rabbitmq-server)"
+    dirname "$(readlink -f "$ctl")"
 }
 
 SBIN=$(find_sbin)
@@ -159,8 +163,7 @@ launcher_pid() {
 # alive and carries the node's environment (pids get reused).
 is_ours() {
     local dir=$1 key=$2 pid=$3
-    [ -r "/proc/$pid/environ" ] &&
-        tr '\0' '\n' < "/proc/$pid/environ" 2>/dev/null | grep -qxF "RABBITMQ_PID_FILE=$dir/$key/pid"
+    { tr '\0' '\n' < "/proc/$pid/environ"; } 2>/dev/null | grep -qxF "RABBITMQ_PID_FILE=$dir/$key/pid"
 }
 
 # Alive and not a zombie waiting for its parent.
@@ -209,7 +212,7 @@ launch() {
         # Its output goes to a file: a caller reading our stdout (a test's
         # Command::output) must not wait for the nodes to exit.
         exec "$SBIN/rabbitmq-server"
-    ) < /dev/null >> "$ndir/stdout.log" 2>&1 &
+    ) < /dev/null >> "$ndir/stdout.log" 2>&1 9>&- &
     echo $! > "$ndir/launcher.pid"
     echo "$offset" > "$ndir/log.offset"
 }
@@ -264,7 +267,6 @@ await_cluster() {
 cmd_start() {
     local dir=${1:?usage: start DIR [BASE_PORT]}
     local base=${2:-${RABBITMQ_CLUSTER_BASE_PORT:-}}
-    local prefix=${RABBITMQ_CLUSTER_PREFIX:-pc}
     local host
     host=$(node_host)
     mkdir -p "$dir"
@@ -272,6 +274,13 @@ cmd_start() {
     chmod 700 "$dir"
     [ ! -f "$dir/nodes" ] || [ -z "$(beam_pid "$dir" a)$(beam_pid "$dir" b)$(beam_pid "$dir" c)" ] ||
         die "a cluster is already running in $dir"
+
+    # One start at a time on this host chooses ports and names, until its
+    # nodes hold them.
+    if command -v flock > /dev/null; then
+        exec 9> "${TMPDIR:-/tmp}/rabbitmq-cluster.sh.lock"
+        flock 9
+    fi
 
     # Three consecutive AMQP ports, and the three 20000 above them, all free.
     local explicit=${base:+yes} p
@@ -286,6 +295,19 @@ cmd_start() {
         base=$((base + 3))
         [ "$base" -lt 5800 ] || die "no three free AMQP ports between 5681 and 5800"
     done
+
+    # Node names no other node on this host uses (a cluster left running by
+    # an interrupted test keeps pc-a..pc-c: the next one takes pc2-a...).
+    local prefix=${RABBITMQ_CLUSTER_PREFIX:-} n
+    if [ -z "$prefix" ]; then
+        for n in "" 2 3 4 5 6 7 8 9; do
+            if name_free "pc$n-a" && name_free "pc$n-b" && name_free "pc$n-c"; then
+                prefix=pc$n
+                break
+            fi
+        done
+        [ -n "$prefix" ] || die "the node names pc-a ... pc9-c are all in use (epmd -names)"
+    fi
 
     : > "$dir/nodes"
     local i=0 key
@@ -315,12 +337,16 @@ EOF
     done
 
     log "starting ${NAME[a]}, ${NAME[b]}, ${NAME[c]} from $SBIN in $dir"
+    # From here on, a failure stops whatever was started.
+    STARTING_DIR=$dir
+    trap 'status=$?; if [ "$status" -ne 0 ]; then log "start failed: stopping what it started"; cmd_stop "$STARTING_DIR" || true; fi' EXIT
     for key in "${KEYS[@]}"; do
         launch "$dir" "$key"
     done
     for key in "${KEYS[@]}"; do
         await_started "$dir" "$key"
     done
+    exec 9>&-
     log "three nodes up; clustering"
     for key in b c; do
         cli "$dir" rabbitmqctl "$key" -q stop_app >&2
@@ -336,6 +362,7 @@ EOF
         log "${NAME[$key]}: RSS $(rss_of "$pid")"
     done
     (IFS=,; echo "${urls[*]}") > "$dir/urls"
+    trap - EXIT
     log "cluster ready"
     cat "$dir/urls"
 }
