@@ -57,7 +57,8 @@ test-suite:
 
 # The api and a worker on three RabbitMQ nodes that tests/support/rabbitmq-cluster.sh
 # starts from the installed rabbitmq-server, beside the machine's own node.
-# The RabbitMQ cluster test: a queue leader killed mid-stream (not in `just test`).
+# The RabbitMQ cluster test: a queue leader killed mid-stream; a step of `just
+# test` after the other tests, so the three nodes do not compete with them.
 test-cluster:
     @just services
     cargo nextest run --locked --test rabbitmq_cluster --run-ignored only
