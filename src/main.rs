@@ -20,7 +20,6 @@ const USAGE: &str = "usage: portcullis <api|worker|migrate|openapi|keys generate
 const EXIT_CONFIG: u8 = 2;
 
 fn main() -> ExitCode {
-    tune_allocator();
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("keys") {
         return keys(&args[1..]);
@@ -172,19 +171,4 @@ fn log_panics() {
             .unwrap_or_default();
         tracing::error!(panic = message, location, "panic");
     }));
-}
-
-/// A fixed mmap threshold for glibc's malloc (bench/RESULTS.md): by
-/// default, freeing the 19 MiB of the dummy Argon2 hash made at start
-/// raises the threshold to 19 MiB, after which every large buffer comes
-/// from the heap and may stay resident once freed.
-fn tune_allocator() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    {
-        // SAFETY: mallopt only sets allocator parameters; it is called
-        // before any other thread exists. A refusal leaves the defaults.
-        unsafe {
-            libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
-        }
-    }
 }
