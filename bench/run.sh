@@ -7,12 +7,26 @@
 #
 # Environment: DURATION and REPEAT (bench.sh's; defaults 20 and 3),
 # TARGETS (default "portcullis fastapi limit argon2 pgbench"),
-# BASELINE (default ../shared/baseline), SMOKE=1 for the few-second check of
+# BASELINE (default ../shared/baseline, or beside the origin), SMOKE=1 for the few-second check of
 # `just test` (Portcullis only, debug build, RESULTS.md left alone).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
-baseline=$(cd "${BASELINE:-../shared/baseline}" && pwd)
+# The baseline sits beside the project; a clone made elsewhere (CI's) finds
+# it beside the repository it was cloned from.
+find_baseline() {
+    [ -n "${BASELINE:-}" ] && { echo "$BASELINE"; return; }
+    [ -d ../shared/baseline ] && { echo ../shared/baseline; return; }
+    local origin
+    origin=$(git remote get-url origin 2>/dev/null || true)
+    if [ -n "$origin" ] && [ -d "$origin/../shared/baseline" ]; then
+        echo "$origin/../shared/baseline"
+        return
+    fi
+    echo "no baseline: set BASELINE to the folder holding bench.sh (../shared/baseline)" >&2
+    return 1
+}
+baseline=$(cd "$(find_baseline)" && pwd)
 export DURATION=${DURATION:-20} REPEAT=${REPEAT:-3}
 smoke=${SMOKE:-0}
 if [ "$smoke" = 1 ]; then
