@@ -17,7 +17,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Process, TestResources, read_emails, wait_for_emails};
+use common::{Process, TestResources, metric, read_emails, wait_for_emails};
 use portcullis::messaging::Topology;
 use portcullis::messaging::topology::JobQueue;
 
@@ -120,22 +120,6 @@ impl Drop for RabbitCluster {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
     }
-}
-
-/// The sum over a process's `/metrics` of the series `name{labels}`.
-async fn metric(client: &reqwest::Client, process: &Process, series: &str) -> f64 {
-    let text = client
-        .get(format!("{}/metrics", process.address))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .filter(|line| line.starts_with(series))
-        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
 }
 
 async fn post(

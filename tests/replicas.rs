@@ -90,20 +90,7 @@ impl Replicas {
     async fn metric(&self, processes: &[Process], series: &str) -> f64 {
         let mut total = 0.0;
         for process in processes {
-            let text = self
-                .client
-                .get(format!("{}/metrics", process.address))
-                .send()
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap();
-            total += text
-                .lines()
-                .filter(|line| line.starts_with(series))
-                .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
-                .sum::<f64>();
+            total += common::metric(&self.client, process, series).await;
         }
         total
     }

@@ -381,6 +381,23 @@ pub async fn wait_for_emails(
     }
 }
 
+/// The sum over a process's `/metrics` of the lines of one series, e.g.
+/// `jobs_processed_total{kind="password_reset",outcome="sent"}`.
+pub async fn metric(client: &reqwest::Client, process: &Process, series: &str) -> f64 {
+    let text = client
+        .get(format!("{}/metrics", process.address))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .filter(|line| line.starts_with(series))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
 /// A `portcullis` process under test, its stdout kept line by line.
 pub struct Process {
     pub child: std::process::Child,
