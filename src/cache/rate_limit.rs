@@ -116,43 +116,41 @@ impl RateLimiter {
         address: IpAddr,
         limits: LoginLimits,
     ) -> redis::RedisResult<Result<(), Limited>> {
-        self.run_reserve(false, email, address, limits).await
+        let (account, address) = (
+            self.email_key("login", email),
+            self.address_key("login", address),
+        );
+        // Two reads with nothing to undo: both at once.
+        let (account, address) = tokio::try_join!(
+            self.reserve(&account, false, limits.per_account, limits.window),
+            self.reserve(&address, false, limits.per_address, limits.window),
+        )?;
+        Ok(account.and(address))
     }
 
-    /// Counts a login attempt against both limits, atomically.
+    /// Counts a login attempt against both limits: the account first, then
+    /// the address, which gives the account its slot back if it refuses.
     pub async fn reserve_login(
         &self,
         email: &str,
         address: IpAddr,
         limits: LoginLimits,
     ) -> redis::RedisResult<Result<(), Limited>> {
-        self.run_reserve(true, email, address, limits).await
-    }
-
-    async fn run_reserve(
-        &self,
-        count: bool,
-        email: &str,
-        address: IpAddr,
-        limits: LoginLimits,
-    ) -> redis::RedisResult<Result<(), Limited>> {
         let account = self.email_key("login", email);
         if let Err(limited) = self
-            .reserve(&account, count, limits.per_account, limits.window)
+            .reserve(&account, true, limits.per_account, limits.window)
             .await?
         {
             return Ok(Err(limited));
         }
         let address = self.address_key("login", address);
         match self
-            .reserve(&address, count, limits.per_address, limits.window)
+            .reserve(&address, true, limits.per_address, limits.window)
             .await
         {
             Ok(Ok(())) => Ok(Ok(())),
             refused_or_failed => {
-                if count {
-                    self.release(&account).await?;
-                }
+                self.release(&account).await?;
                 refused_or_failed
             }
         }
