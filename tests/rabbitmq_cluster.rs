@@ -3,7 +3,9 @@
 //! node leading the password-reset quorum queue is killed (SIGKILL, as in a
 //! crash) in the middle of a stream of reset requests. Every request is
 //! still accepted, and every user gets exactly one reset email: nothing is
-//! lost with the node, nothing is sent twice.
+//! lost with the node, nothing is sent twice. Then two of the three nodes
+//! die, so the queue has no leader and the broker refuses publishes; the
+//! jobs accepted meanwhile go out once a second node is back.
 //!
 //! Ignored by default: the nodes are started from the machine's
 //! `rabbitmq-server` by tests/support/rabbitmq-cluster.sh (beside the
@@ -277,4 +279,73 @@ async fn a_killed_queue_leader_loses_no_job_and_sends_none_twice() {
         Duration::from_secs(60),
     )
     .await;
+
+    // The quorum lost, then regained. Two of the three nodes die, so the
+    // queue has no leader and the broker refuses every publish; the api
+    // still accepts every request, into the outbox. When a second node is
+    // back the queue elects a leader and the jobs go out. The channel that
+    // saw the refusals goes on refusing after the election (RabbitMQ's
+    // quorum queue client on that channel keeps no leader), so the relay
+    // must retry on a fresh one: without that, these jobs wait forever.
+    let leader = cluster.leader(&queue);
+    let leading = node_key(&leader);
+    let second = ["a", "b", "c"]
+        .into_iter()
+        .find(|key| *key != leading)
+        .unwrap();
+    cluster.kill(leading);
+    cluster.kill(second);
+    let refused_before = refusals(&api);
+    for (i, email) in emails[1..=QUORUMLESS].iter().enumerate() {
+        let status = post(
+            &client,
+            &api,
+            "/api/v1/auth/password-reset/request",
+            serde_json::json!({"email": email}),
+        )
+        .await;
+        assert_eq!(status.as_u16(), 202, "reset request {i} without a quorum");
+    }
+    let waiting = Instant::now();
+    while refusals(&api) == refused_before {
+        assert!(
+            waiting.elapsed() < Duration::from_secs(60),
+            "the broker refused no publish without a quorum"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    eprintln!(
+        "the broker refused publishes without a quorum, {:?} after the requests",
+        waiting.elapsed()
+    );
+    let restarting = Instant::now();
+    cluster.restart(second);
+    wait_for_emails(
+        resources.mail_dir.as_path(),
+        USERS + 1 + QUORUMLESS,
+        is_reset,
+        Duration::from_secs(60),
+    )
+    .await;
+    eprintln!(
+        "{QUORUMLESS} reset emails, the last {:?} after the node was started again",
+        restarting.elapsed()
+    );
+}
+
+/// Reset requests made while two of the three nodes are down.
+const QUORUMLESS: usize = 20;
+
+/// `a`, `b` or `c` for a node name such as `pc-a@localhost`.
+fn node_key(node: &str) -> &str {
+    let name = node.split('@').next().unwrap_or_default();
+    name.rsplit('-').next().unwrap_or_default()
+}
+
+/// How many publishes the api's relay has seen the broker refuse so far.
+fn refusals(api: &Process) -> usize {
+    api.lines()
+        .iter()
+        .filter(|line| line.contains("the broker did not take a job"))
+        .count()
 }

@@ -3,7 +3,9 @@
 //! the broker confirmed it (CONTRACT.md, "Password reset": a job is never
 //! lost). Rows are taken `FOR UPDATE SKIP LOCKED`, so several API replicas
 //! never publish one row at the same time. While RabbitMQ is away, rows
-//! wait; the relay goes on when the broker connection comes back.
+//! wait; the relay goes on when the broker connection comes back. Jobs the
+//! broker refuses (a quorum queue without a leader) are retried on a fresh
+//! channel.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -64,10 +66,15 @@ pub async fn run_relay(
                     continue;
                 }
                 Ok(Batch { taken, published }) if published < taken => {
-                    // The broker refused some: do not spin on them.
+                    // The broker refused some: do not spin on them, and
+                    // retry on a fresh channel. A channel that published to
+                    // a quorum queue while it had no leader can go on
+                    // refusing after the queue has elected a new one.
+                    let _ = channel.close(200, "retrying refused jobs".into()).await;
                     if sleep_or_stop(RETRY_AFTER_ERROR, &shutdown).await {
                         return;
                     }
+                    break;
                 }
                 Ok(_) => {
                     tokio::select! {
@@ -184,11 +191,19 @@ async fn publish_batch(db: &Pool, channel: &Channel, broker: &Broker) -> anyhow:
                 anyhow::anyhow!("the broker did not confirm within {CONFIRM_TIMEOUT:?}")
             })??;
         // Unroutable messages come back as an ack carrying the message.
-        if confirmation.is_ack() && confirmation.take_message().is_none() {
-            published.push(job.id);
-            tracing::info!(correlation_id = %job.correlation_id, job_id = %job.id, queue = %job.queue, "job published");
-        } else {
-            tracing::warn!(correlation_id = %job.correlation_id, job_id = %job.id, "the broker did not take a job; it stays in the outbox");
+        let refused = match (confirmation.is_ack(), confirmation.take_message()) {
+            (true, None) => None,
+            (_, Some(_)) => Some("unroutable"),
+            (false, None) => Some("nack"),
+        };
+        match refused {
+            None => {
+                published.push(job.id);
+                tracing::info!(correlation_id = %job.correlation_id, job_id = %job.id, queue = %job.queue, "job published");
+            }
+            Some(reason) => {
+                tracing::warn!(correlation_id = %job.correlation_id, job_id = %job.id, reason, "the broker did not take a job; it stays in the outbox");
+            }
         }
     }
     outbox::mark_published(&transaction, &published).await?;

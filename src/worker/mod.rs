@@ -11,7 +11,8 @@
 //! republish is confirmed, so a job is never lost on the way. When the
 //! connection drops, the loop waits for the broker supervisor's next one;
 //! deliveries taken before it are redelivered, and the ledger keeps them
-//! from sending twice. On shutdown it stops consuming and lets the jobs in
+//! from sending twice. A refused republish also starts the consumers again
+//! on a fresh channel. On shutdown it stops consuming and lets the jobs in
 //! flight finish (bounded by `SHUTDOWN_TIMEOUT_SECONDS`).
 
 mod emails;
@@ -69,6 +70,15 @@ pub async fn run(ctx: Arc<JobContext>, broker: Broker, shutdown: CancellationTok
             Ok(Stop::Shutdown) => break,
             Ok(Stop::ConnectionLost) => {
                 tracing::warn!("the job consumers stopped; waiting for the broker");
+                // The connection may still be up (the channel was closed
+                // after a refused republish): consume again after a pause,
+                // so a broker that goes on refusing is not asked in a loop.
+                if broker.is_connected() {
+                    tokio::select! {
+                        _ = shutdown.cancelled() => break,
+                        _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                    }
+                }
             }
             Err(error) => {
                 tracing::warn!(error = %error, "cannot start consuming; retrying");
@@ -411,6 +421,12 @@ async fn republish(
                 requeue: true,
                 ..BasicNackOptions::default()
             })
+            .await;
+        // A channel that published to a quorum queue while it had no leader
+        // goes on being refused after the queue has elected a new one, so
+        // the consumers start again on a fresh channel (see `run`).
+        let _ = channel
+            .close(200, "republishing failed; consuming again".into())
             .await;
     }
     result

@@ -400,6 +400,7 @@ pub async fn metric(client: &reqwest::Client, process: &Process, series: &str) -
 
 /// A `portcullis` process under test, its stdout kept line by line.
 pub struct Process {
+    name: String,
     pub child: std::process::Child,
     pub address: String,
     lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
@@ -446,6 +447,7 @@ impl Process {
             .recv_timeout(std::time::Duration::from_secs(30))
             .expect("the process logs its address");
         Self {
+            name: subcommand.to_owned(),
             child,
             address: format!("http://{address}"),
             lines,
@@ -460,6 +462,23 @@ impl Process {
 
 impl Drop for Process {
     fn drop(&mut self) {
+        // A failing test shows what the process said, less the access log.
+        if std::thread::panicking() {
+            let lines = self.lines();
+            let said: Vec<&String> = lines
+                .iter()
+                .filter(|line| !line.contains("\"request completed\""))
+                .collect();
+            eprintln!(
+                "--- {} at {} logged {} lines (access log left out):",
+                self.name,
+                self.address,
+                said.len()
+            );
+            for line in said.iter().rev().take(300).rev() {
+                eprintln!("{line}");
+            }
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

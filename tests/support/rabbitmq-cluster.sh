@@ -11,7 +11,8 @@
 #                                              stdout (and DIR/urls) is their AMQP URLs,
 #                                              comma-separated
 #   rabbitmq-cluster.sh stop-node DIR NODE     kills NODE's Erlang VM with SIGKILL (a crash)
-#   rabbitmq-cluster.sh start-node DIR NODE    starts NODE again, waits until it rejoined
+#   rabbitmq-cluster.sh start-node DIR NODE    starts NODE again, waits until it rejoined the
+#                                              nodes that are running
 #   rabbitmq-cluster.sh leader DIR QUEUE       the node leading quorum queue QUEUE (vhost /)
 #   rabbitmq-cluster.sh port-of DIR NODE       NODE's AMQP port
 #   rabbitmq-cluster.sh ctl DIR NODE ARGS...   rabbitmqctl -n NODE ARGS, with the cluster's cookie
@@ -37,6 +38,9 @@
 # (Debian's /usr/sbin/rabbitmqctl runs as the rabbitmq user, with the
 # machine node's cookie, and cannot.)
 set -euo pipefail
+# Under pipefail, `producer | grep -q` fails when grep exits at its first
+# match and the producer dies of SIGPIPE; the pipelines here use
+# `grep ... >/dev/null`, which reads to the end.
 
 KEYS=(a b c)
 TIMEOUT=${RABBITMQ_CLUSTER_TIMEOUT:-120}
@@ -81,7 +85,7 @@ SBIN=$(find_sbin)
 
 # The host part of the node names: localhost when it resolves to loopback.
 node_host() {
-    if getent hosts localhost 2>/dev/null | grep -qE '^(127\.|::1)'; then
+    if getent hosts localhost 2>/dev/null | grep -E '^(127\.|::1)' >/dev/null; then
         echo localhost
     else
         hostname -s
@@ -90,13 +94,13 @@ node_host() {
 
 port_free() {
     ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null &&
-        ! { command -v ss >/dev/null && ss -Hltn "sport = :$1" 2>/dev/null | grep -q .; }
+        ! { command -v ss >/dev/null && ss -Hltn "sport = :$1" 2>/dev/null | grep . >/dev/null; }
 }
 
 name_free() {
     # epmd -names lists the names registered on this host (the system
     # node's among them); with no epmd running, every name is free.
-    ! { command -v epmd >/dev/null && epmd -names 2>/dev/null | grep -q "^name $1 at port"; }
+    ! { command -v epmd >/dev/null && epmd -names 2>/dev/null | grep "^name $1 at port" >/dev/null; }
 }
 
 # Reads DIR/nodes into NAME[k], PORT[k], DIST[k].
@@ -163,7 +167,7 @@ launcher_pid() {
 # alive and carries the node's environment (pids get reused).
 is_ours() {
     local dir=$1 key=$2 pid=$3
-    { tr '\0' '\n' < "/proc/$pid/environ"; } 2>/dev/null | grep -qxF "RABBITMQ_PID_FILE=$dir/$key/pid"
+    { tr '\0' '\n' < "/proc/$pid/environ"; } 2>/dev/null | grep -xF "RABBITMQ_PID_FILE=$dir/$key/pid" >/dev/null
 }
 
 # Alive and not a zombie waiting for its parent.
@@ -227,7 +231,7 @@ await_started() {
     offset=$(cat "$ndir/log.offset")
     launcher=$(cat "$ndir/launcher.pid")
     deadline=$(($(date +%s) + TIMEOUT))
-    until tail -c +"$((offset + 1))" "$logfile" 2>/dev/null | grep -q 'Server startup complete'; do
+    until tail -c +"$((offset + 1))" "$logfile" 2>/dev/null | grep 'Server startup complete' >/dev/null; do
         if ! alive "$launcher"; then
             tail -n 30 "$ndir/stdout.log" "$logfile" >&2 2>/dev/null || true
             die "${NAME[$key]} exited while starting (logs in $ndir)"
@@ -377,11 +381,19 @@ cmd_stop_node() {
         log "${NAME[$key]} is not running"
         return
     fi
+
     # SIGKILL: the VM dies at once, as in a crash; its peers see the
     # distribution connection drop and elect new quorum queue leaders.
     [ -z "$pid" ] || kill -KILL "$pid" 2>/dev/null || true
     [ -z "$launcher" ] || kill -KILL "$launcher" 2>/dev/null || true
     while { [ -n "$pid" ] && alive "$pid"; } || { [ -n "$launcher" ] && alive "$launcher"; }; do
+        sleep 0.05
+    done
+    # Dead for certain: a VM that outlived its launcher would still listen.
+    # (Its threads may close the socket a moment after the main one exits.)
+    local deadline=$(($(date +%s) + 10))
+    until port_free "${PORT[$key]}"; do
+        [ "$(date +%s)" -lt "$deadline" ] || die "${NAME[$key]} still listens on ${PORT[$key]} 10s after SIGKILL"
         sleep 0.05
     done
     log "${NAME[$key]} killed (SIGKILL to pid ${pid:-none}, launcher ${launcher:-none})"
@@ -401,7 +413,12 @@ cmd_start_node() {
         launch "$dir" "$key"
         await_started "$dir" "$key"
     fi
-    await_cluster "$dir" "$key" 3
+    # Rejoined: it sees every node that is running now (another may be down).
+    local alive=0 other
+    for other in "${KEYS[@]}"; do
+        [ -z "$(beam_pid "$dir" "$other")" ] || alive=$((alive + 1))
+    done
+    await_cluster "$dir" "$key" "$alive"
     echo "${NAME[$key]}"
 }
 
