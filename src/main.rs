@@ -112,6 +112,7 @@ fn run(command: &str) -> ExitCode {
         Ok(runtime) => runtime,
         Err(error) => {
             tracing::error!(error = %error, "cannot start the async runtime");
+            portcullis::telemetry::flush_logs();
             return ExitCode::FAILURE;
         }
     };
@@ -135,7 +136,7 @@ fn run(command: &str) -> ExitCode {
             }
         }
     });
-    match result {
+    let code = match result {
         Ok(()) => ExitCode::SUCCESS,
         // A setting only the stored data can show to be wrong (the key of
         // the sealed second factors): as bad as any other, exit code 2.
@@ -147,7 +148,9 @@ fn run(command: &str) -> ExitCode {
             tracing::error!(error = format!("{error:#}"), "{command} failed");
             ExitCode::FAILURE
         }
-    }
+    };
+    portcullis::telemetry::flush_logs();
+    code
 }
 
 async fn bind(addr: std::net::SocketAddr, variable: &str) -> anyhow::Result<TcpListener> {
@@ -170,5 +173,6 @@ fn log_panics() {
             .or_else(|| info.payload().downcast_ref::<String>().cloned())
             .unwrap_or_default();
         tracing::error!(panic = message, location, "panic");
+        portcullis::telemetry::flush_logs();
     }));
 }

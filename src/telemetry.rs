@@ -1,25 +1,21 @@
 //! Logs and metrics for both processes (CONTRACT.md, "Observability").
 //!
-//! Logs are one flat JSON object per line. tracing-subscriber's own JSON
-//! format nests span fields under `span`/`spans` (DEPENDENCIES.md, tracing),
-//! so [`FlatJson`] merges the fields of every enclosing span into the line
-//! itself: an event inside a request span carries `correlation_id` at the top
-//! level. Metrics go to one process-wide Prometheus recorder.
+//! Logs are one flat JSON object per line (`json`), written to stdout by a
+//! thread of their own (`sink`): an event inside a request span carries
+//! `correlation_id` at the top level. Metrics go to one process-wide
+//! Prometheus recorder.
 
-use std::fmt::Write as _;
+mod json;
+mod sink;
+
+pub use sink::flush as flush_logs;
+
 use std::sync::OnceLock;
 use std::time::Duration;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-use serde_json::{Map, Value};
-use time::format_description::well_known::Rfc3339;
-use tracing::field::{Field, Visit};
-use tracing::{Event, Subscriber};
 use tracing_subscriber::EnvFilter;
-use tracing_subscriber::fmt::format::{JsonFields, Writer};
-use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields};
 use tracing_subscriber::layer::SubscriberExt;
-use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
 
 use crate::config::LogFormat;
@@ -33,13 +29,17 @@ pub fn init_logging(format: LogFormat, filter: &str) {
     let registry = tracing_subscriber::registry().with(filter);
     let result = match format {
         LogFormat::Json => registry
+            .with(json::SpanFieldsLayer)
             .with(
                 tracing_subscriber::fmt::layer()
-                    .fmt_fields(JsonFields::new())
-                    .event_format(FlatJson),
+                    .fmt_fields(json::NoSpanFields)
+                    .event_format(json::FlatJson)
+                    .with_writer(sink::sink()),
             )
             .try_init(),
-        LogFormat::Pretty => registry.with(tracing_subscriber::fmt::layer()).try_init(),
+        LogFormat::Pretty => registry
+            .with(tracing_subscriber::fmt::layer().with_writer(sink::sink()))
+            .try_init(),
     };
     // Already installed: keep the first one.
     let _ = result;
@@ -74,118 +74,6 @@ impl AddDirectives for EnvFilter {
             }
         }
         self
-    }
-}
-
-/// Writes `{"timestamp","level","target","message", ...fields}` per event.
-pub struct FlatJson;
-
-impl<S, N> FormatEvent<S, N> for FlatJson
-where
-    S: Subscriber + for<'a> LookupSpan<'a>,
-    N: for<'a> FormatFields<'a> + 'static,
-{
-    fn format_event(
-        &self,
-        ctx: &FmtContext<'_, S, N>,
-        mut writer: Writer<'_>,
-        event: &Event<'_>,
-    ) -> std::fmt::Result {
-        let mut fields = Map::new();
-        if let Some(scope) = ctx.event_scope() {
-            for span in scope.from_root() {
-                let extensions = span.extensions();
-                if let Some(stored) = extensions.get::<FormattedFields<N>>()
-                    && let Ok(Value::Object(span_fields)) =
-                        serde_json::from_str::<Value>(&stored.fields)
-                {
-                    fields.extend(span_fields);
-                }
-            }
-        }
-        let mut visitor = JsonVisitor(&mut fields);
-        event.record(&mut visitor);
-
-        let message = fields
-            .remove("message")
-            .unwrap_or(Value::String(String::new()));
-        // Events bridged from the `log` crate (refinery, tokio-postgres) name
-        // their real target in `log.target`; the other `log.*` keys are noise
-        // and `log.file` is an absolute build path.
-        let target = match fields.remove("log.target") {
-            Some(Value::String(t)) => t,
-            _ => event.metadata().target().to_owned(),
-        };
-        fields.retain(|key, _| !key.starts_with("log."));
-
-        let timestamp = time::OffsetDateTime::now_utc()
-            .format(&Rfc3339)
-            .map_err(|_| std::fmt::Error)?;
-        let mut line = String::with_capacity(256);
-        line.push_str("{\"timestamp\":");
-        push_json(&mut line, &Value::String(timestamp))?;
-        line.push_str(",\"level\":");
-        push_json(
-            &mut line,
-            &Value::String(event.metadata().level().to_string()),
-        )?;
-        line.push_str(",\"target\":");
-        push_json(&mut line, &Value::String(target))?;
-        line.push_str(",\"message\":");
-        push_json(&mut line, &message)?;
-        for (key, value) in &fields {
-            line.push(',');
-            push_json(&mut line, &Value::String(key.clone()))?;
-            line.push(':');
-            push_json(&mut line, value)?;
-        }
-        line.push('}');
-        writeln!(writer, "{line}")
-    }
-}
-
-fn push_json(out: &mut String, value: &Value) -> std::fmt::Result {
-    write!(out, "{value}")
-}
-
-struct JsonVisitor<'a>(&'a mut Map<String, Value>);
-
-impl Visit for JsonVisitor<'_> {
-    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        self.0
-            .insert(field.name().to_owned(), Value::String(format!("{value:?}")));
-    }
-
-    fn record_str(&mut self, field: &Field, value: &str) {
-        self.0
-            .insert(field.name().to_owned(), Value::String(value.to_owned()));
-    }
-
-    fn record_i64(&mut self, field: &Field, value: i64) {
-        self.0.insert(field.name().to_owned(), Value::from(value));
-    }
-
-    fn record_u64(&mut self, field: &Field, value: u64) {
-        self.0.insert(field.name().to_owned(), Value::from(value));
-    }
-
-    fn record_f64(&mut self, field: &Field, value: f64) {
-        self.0.insert(field.name().to_owned(), Value::from(value));
-    }
-
-    fn record_bool(&mut self, field: &Field, value: bool) {
-        self.0.insert(field.name().to_owned(), Value::from(value));
-    }
-
-    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
-        // Keep the whole cause chain on one line.
-        let mut text = value.to_string();
-        let mut source = value.source();
-        while let Some(cause) = source {
-            let _ = write!(text, ": {cause}");
-            source = cause.source();
-        }
-        self.0.insert(field.name().to_owned(), Value::String(text));
     }
 }
 
