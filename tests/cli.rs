@@ -173,13 +173,19 @@ async fn migrate_applies_the_migrations_and_exits() {
     assert!(again.output().unwrap().status.success());
 }
 
-/// Starts a long-running subcommand on a random port and returns the child
-/// and the address it logged.
+/// A process started by [`start`], with the rest of its stdout.
+struct Started {
+    child: Child,
+    stdout: BufReader<std::process::ChildStdout>,
+}
+
+/// Starts a long-running subcommand on a random port and returns it and the
+/// address it logged.
 fn start(
     subcommand: &str,
     addr_var: &str,
     mut vars: HashMap<String, String>,
-) -> (Child, String, tempdir::Dir) {
+) -> (Started, String, tempdir::Dir) {
     vars.insert(addr_var.into(), "127.0.0.1:0".into());
     vars.insert("LOG_FORMAT".into(), "json".into());
     let (mut command, dir) = command(&[subcommand], &vars);
@@ -188,9 +194,9 @@ fn start(
         .stderr(Stdio::inherit())
         .spawn()
         .unwrap();
-    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
     let mut addr = None;
-    for line in stdout.lines() {
+    for line in (&mut stdout).lines() {
         let line = line.unwrap();
         let value: serde_json::Value =
             serde_json::from_str(&line).unwrap_or_else(|_| panic!("not a JSON line: {line}"));
@@ -202,10 +208,25 @@ fn start(
             break;
         }
     }
-    (child, addr.expect("the process logs its address"), dir)
+    let addr = addr.expect("the process logs its address");
+    (Started { child, stdout }, addr, dir)
 }
 
-fn terminate_and_wait(mut child: Child) -> std::process::ExitStatus {
+/// Sends SIGTERM and waits for the exit; returns the status and the
+/// messages of the lines logged since the address.
+fn terminate_and_wait(started: Started) -> (std::process::ExitStatus, Vec<String>) {
+    let Started { mut child, stdout } = started;
+    // Read on while it stops, so a full pipe never holds it up.
+    let reader = std::thread::spawn(move || {
+        stdout
+            .lines()
+            .map_while(Result::ok)
+            .filter_map(|line| {
+                let value: serde_json::Value = serde_json::from_str(&line).ok()?;
+                value["message"].as_str().map(str::to_owned)
+            })
+            .collect::<Vec<String>>()
+    });
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -214,7 +235,7 @@ fn terminate_and_wait(mut child: Child) -> std::process::ExitStatus {
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
         if let Some(status) = child.try_wait().unwrap() {
-            return status;
+            return (status, reader.join().unwrap());
         }
         assert!(
             Instant::now() < deadline,
@@ -227,21 +248,28 @@ fn terminate_and_wait(mut child: Child) -> std::process::ExitStatus {
 #[tokio::test]
 async fn the_api_serves_and_stops_cleanly_on_sigterm() {
     let resources = TestResources::create().await;
-    let (child, addr, _dir) = start("api", "API_ADDR", resources.vars());
+    let (api, addr, _dir) = start("api", "API_ADDR", resources.vars());
 
     let response = reqwest::get(format!("http://{addr}/healthz"))
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
 
-    let status = terminate_and_wait(child);
+    let (status, messages) = terminate_and_wait(api);
     assert!(status.success(), "{status:?}");
+    // Log lines are written in batches: the last ones still reach stdout
+    // when the process exits.
+    assert_eq!(
+        messages.last().map(String::as_str),
+        Some("api stopped"),
+        "{messages:?}"
+    );
 }
 
 #[tokio::test]
 async fn the_worker_serves_health_and_metrics_and_stops_cleanly_on_sigterm() {
     let resources = TestResources::create().await;
-    let (child, addr, _dir) = start("worker", "WORKER_METRICS_ADDR", resources.vars());
+    let (worker, addr, _dir) = start("worker", "WORKER_METRICS_ADDR", resources.vars());
 
     let health = reqwest::get(format!("http://{addr}/healthz"))
         .await
@@ -255,8 +283,13 @@ async fn the_worker_serves_health_and_metrics_and_stops_cleanly_on_sigterm() {
         .unwrap();
     assert!(metrics.contains("process_resident_memory_bytes"));
 
-    let status = terminate_and_wait(child);
+    let (status, messages) = terminate_and_wait(worker);
     assert!(status.success(), "{status:?}");
+    assert_eq!(
+        messages.last().map(String::as_str),
+        Some("worker stopped"),
+        "{messages:?}"
+    );
 }
 
 #[test]
@@ -357,10 +390,10 @@ async fn stored_second_factors_need_the_key_they_were_sealed_with() {
         assert!(stderr.contains("DATA_ENCRYPTION_KEY"), "{stderr}");
     }
     // With the right key it starts.
-    let (child, addr, _dir) = start("api", "API_ADDR", vars);
+    let (api, addr, _dir) = start("api", "API_ADDR", vars);
     let health = reqwest::get(format!("http://{addr}/healthz"))
         .await
         .unwrap();
     assert_eq!(health.status(), 200);
-    terminate_and_wait(child);
+    terminate_and_wait(api);
 }
