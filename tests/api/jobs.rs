@@ -5,7 +5,9 @@ use std::collections::HashSet;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use lapin::options::{BasicGetOptions, BasicPublishOptions, QueueDeclareOptions};
+use lapin::options::{
+    BasicGetOptions, BasicPublishOptions, QueueDeclareOptions, QueueDeleteOptions,
+};
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
 use portcullis::messaging::Topology;
@@ -444,4 +446,120 @@ async fn a_work_queue_made_elsewhere_with_other_arguments_is_used_as_it_is() {
         "the job still flows"
     );
     delete_topology(&topology).await;
+}
+
+#[tokio::test]
+async fn a_retry_the_broker_refuses_keeps_the_job_until_the_broker_takes_it() {
+    let app = spawn_app_with(many_requests_per_address).await;
+    app.wait_until_ready().await;
+    let topology = Topology::new(app.resources.queue_prefix.clone());
+    let retry = topology.retry_queue(JobQueue::PasswordReset);
+    let dlq = topology.dead_letter_queue(JobQueue::PasswordReset);
+    let closed = closed_port();
+    let worker = app
+        .spawn_worker_with(|vars| {
+            vars.insert(
+                "MAIL_TRANSPORT".into(),
+                format!("smtp://127.0.0.1:{closed}"),
+            );
+            vars.insert("JOB_MAX_ATTEMPTS".into(), "3".into());
+        })
+        .await;
+    let user = app.register_user().await;
+    // The broker refuses every retry: with its queue gone, a retry is
+    // returned as unroutable, as a quorum queue without a leader refuses it.
+    let (connection, channel) = channel().await;
+    wait_for_consumers(&channel, &topology.queue(JobQueue::PasswordReset)).await;
+    channel
+        .queue_delete(retry.as_str().into(), QueueDeleteOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(app.request_reset(&user.email).await.status(), 202);
+
+    // Each failed attempt's retry is refused: the job goes back to its
+    // queue, the consumers start again on a fresh channel, and the attempt
+    // count stays at one.
+    let requeued = r#"jobs_processed_total{kind="password_reset",outcome="requeued"}"#;
+    let mut refusals = 0.0;
+    for _ in 0..200 {
+        refusals = worker_metric(&worker, requeued).await;
+        if refusals >= 2.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        refusals >= 2.0,
+        "the refused retry was tried again: {}",
+        reqwest::get(format!("{}/metrics", worker.metrics_address))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+            .lines()
+            .filter(|l| l.starts_with("jobs_processed_total") && !l.ends_with(" 0"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    assert_eq!(depth(&channel, &dlq).await, 0, "not given up on");
+
+    // Once the broker takes retries, the job runs its course: two retries,
+    // then the dead letter queue after its third attempt.
+    topology.declare(&connection).await.unwrap();
+    wait_for_depth(&channel, &dlq, 1).await;
+    let message = channel
+        .basic_get(dlq.as_str().into(), BasicGetOptions { no_ack: true })
+        .await
+        .unwrap()
+        .expect("a dead letter");
+    let headers = message
+        .delivery
+        .properties
+        .headers()
+        .as_ref()
+        .unwrap()
+        .inner();
+    assert_eq!(headers.get("x-attempts"), Some(&AMQPValue::LongUInt(3)));
+    assert_eq!(
+        worker_metric(
+            &worker,
+            r#"jobs_processed_total{kind="password_reset",outcome="retried"}"#
+        )
+        .await,
+        2.0
+    );
+}
+
+/// The value of one series on the worker's `/metrics` (0 when absent).
+async fn worker_metric(worker: &TestWorker, series: &str) -> f64 {
+    let text = reqwest::get(format!("{}/metrics", worker.metrics_address))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find(|line| line.starts_with(series))
+        .and_then(|line| line.rsplit(' ').next()?.parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// Waits until the worker consumes from `queue`.
+async fn wait_for_consumers(channel: &Channel, queue: &str) {
+    let passive = QueueDeclareOptions {
+        passive: true,
+        ..Default::default()
+    };
+    for _ in 0..200 {
+        if let Ok(declared) = channel
+            .queue_declare(queue.into(), passive, FieldTable::default())
+            .await
+            && declared.consumer_count() > 0
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("nobody consumes from {queue}");
 }
