@@ -124,6 +124,21 @@ impl Drop for RabbitCluster {
     }
 }
 
+/// Asks for a password reset link for `email`.
+async fn request_reset(
+    client: &reqwest::Client,
+    api: &Process,
+    email: &str,
+) -> reqwest::StatusCode {
+    post(
+        client,
+        api,
+        "/api/v1/auth/password-reset/request",
+        serde_json::json!({"email": email}),
+    )
+    .await
+}
+
 async fn post(
     client: &reqwest::Client,
     api: &Process,
@@ -197,13 +212,7 @@ async fn a_killed_queue_leader_loses_no_job_and_sends_none_twice() {
             cluster.kill(&leader);
             killed = Some((leader, Instant::now()));
         }
-        let status = post(
-            &client,
-            &api,
-            "/api/v1/auth/password-reset/request",
-            serde_json::json!({"email": email}),
-        )
-        .await;
+        let status = request_reset(&client, &api, email).await;
         assert_eq!(status.as_u16(), 202, "reset request {i} is accepted");
     }
     let (killed, killed_at) = killed.expect("a node was killed");
@@ -264,13 +273,7 @@ async fn a_killed_queue_leader_loses_no_job_and_sends_none_twice() {
 
     // The killed node comes back and rejoins; the cluster still carries jobs.
     cluster.restart(&killed);
-    let again = post(
-        &client,
-        &api,
-        "/api/v1/auth/password-reset/request",
-        serde_json::json!({"email": emails[0]}),
-    )
-    .await;
+    let again = request_reset(&client, &api, &emails[0]).await;
     assert_eq!(again.as_u16(), 202);
     wait_for_emails(
         resources.mail_dir.as_path(),
@@ -297,13 +300,7 @@ async fn a_killed_queue_leader_loses_no_job_and_sends_none_twice() {
     cluster.kill(second);
     let refused_before = refusals(&api);
     for (i, email) in emails[1..=QUORUMLESS].iter().enumerate() {
-        let status = post(
-            &client,
-            &api,
-            "/api/v1/auth/password-reset/request",
-            serde_json::json!({"email": email}),
-        )
-        .await;
+        let status = request_reset(&client, &api, email).await;
         assert_eq!(status.as_u16(), 202, "reset request {i} without a quorum");
     }
     let waiting = Instant::now();

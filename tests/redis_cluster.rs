@@ -238,14 +238,7 @@ async fn access_token(response: reqwest::Response) -> String {
 }
 
 async fn me(client: &reqwest::Client, api: &str, token: &str) -> u16 {
-    client
-        .get(format!("{api}/api/v1/users/me"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
-        .status()
-        .as_u16()
+    common::me_status(client, api, token).await
 }
 
 async fn register(client: &reqwest::Client, api: &str) -> (String, String) {

@@ -67,14 +67,7 @@ impl Replicas {
     }
 
     async fn me(&self, i: usize, token: &str) -> u16 {
-        self.client
-            .get(format!("{}/api/v1/users/me", self.api(i)))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap()
-            .status()
-            .as_u16()
+        common::me_status(&self.client, self.api(i), token).await
     }
 
     async fn refresh(&self, i: usize, cookie: &str) -> reqwest::Response {

@@ -25,7 +25,8 @@ async fn channel() -> (Connection, Channel) {
     (connection, channel)
 }
 
-async fn depth(channel: &Channel, queue: &str) -> u32 {
+/// The queue as the broker sees it now, if it exists.
+async fn inspect(channel: &Channel, queue: &str) -> Option<lapin::Queue> {
     let passive = QueueDeclareOptions {
         passive: true,
         ..Default::default()
@@ -33,8 +34,13 @@ async fn depth(channel: &Channel, queue: &str) -> u32 {
     channel
         .queue_declare(queue.into(), passive, FieldTable::default())
         .await
-        .map(|q| q.message_count())
-        .unwrap_or(0)
+        .ok()
+}
+
+async fn depth(channel: &Channel, queue: &str) -> u32 {
+    inspect(channel, queue)
+        .await
+        .map_or(0, |q| q.message_count())
 }
 
 async fn wait_for_depth(channel: &Channel, queue: &str, expected: u32) {
@@ -210,16 +216,7 @@ async fn a_worker_killed_mid_batch_loses_nothing_and_sends_nothing_twice() {
 #[tokio::test]
 async fn a_job_that_always_fails_ends_in_the_dead_letter_queue_with_its_error() {
     let app = spawn_app_with(many_requests_per_address).await;
-    let closed = closed_port();
-    let worker = app
-        .spawn_worker_with(|vars| {
-            vars.insert(
-                "MAIL_TRANSPORT".into(),
-                format!("smtp://127.0.0.1:{closed}"),
-            );
-            vars.insert("JOB_MAX_ATTEMPTS".into(), "3".into());
-        })
-        .await;
+    let worker = spawn_worker_whose_smtp_fails(&app).await;
     let user = app.register_user().await;
     let (_connection, channel) = channel().await;
     let topology = Topology::new(app.resources.queue_prefix.clone());
@@ -268,6 +265,20 @@ async fn a_job_that_always_fails_ends_in_the_dead_letter_queue_with_its_error() 
             .contains(r#"jobs_processed_total{kind="password_reset",outcome="dead_lettered"} 1"#)
     );
     assert!(metrics.contains(r#"job_duration_seconds_bucket{kind="password_reset""#));
+}
+
+/// A worker whose every email fails (its SMTP server is a closed port),
+/// with three attempts per job.
+async fn spawn_worker_whose_smtp_fails(app: &TestApp) -> TestWorker {
+    let closed = closed_port();
+    app.spawn_worker_with(|vars| {
+        vars.insert(
+            "MAIL_TRANSPORT".into(),
+            format!("smtp://127.0.0.1:{closed}"),
+        );
+        vars.insert("JOB_MAX_ATTEMPTS".into(), "3".into());
+    })
+    .await
 }
 
 async fn publish(
@@ -455,16 +466,7 @@ async fn a_retry_the_broker_refuses_keeps_the_job_until_the_broker_takes_it() {
     let topology = Topology::new(app.resources.queue_prefix.clone());
     let retry = topology.retry_queue(JobQueue::PasswordReset);
     let dlq = topology.dead_letter_queue(JobQueue::PasswordReset);
-    let closed = closed_port();
-    let worker = app
-        .spawn_worker_with(|vars| {
-            vars.insert(
-                "MAIL_TRANSPORT".into(),
-                format!("smtp://127.0.0.1:{closed}"),
-            );
-            vars.insert("JOB_MAX_ATTEMPTS".into(), "3".into());
-        })
-        .await;
+    let worker = spawn_worker_whose_smtp_fails(&app).await;
     let user = app.register_user().await;
     // The broker refuses every retry: with its queue gone, a retry is
     // returned as unroutable, as a quorum queue without a leader refuses it.
@@ -533,29 +535,15 @@ async fn a_retry_the_broker_refuses_keeps_the_job_until_the_broker_takes_it() {
 
 /// The value of one series on the worker's `/metrics` (0 when absent).
 async fn worker_metric(worker: &TestWorker, series: &str) -> f64 {
-    let text = reqwest::get(format!("{}/metrics", worker.metrics_address))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find(|line| line.starts_with(series))
-        .and_then(|line| line.rsplit(' ').next()?.parse().ok())
-        .unwrap_or(0.0)
+    metric_at(&reqwest::Client::new(), &worker.metrics_address, series).await
 }
 
 /// Waits until the worker consumes from `queue`.
 async fn wait_for_consumers(channel: &Channel, queue: &str) {
-    let passive = QueueDeclareOptions {
-        passive: true,
-        ..Default::default()
-    };
     for _ in 0..200 {
-        if let Ok(declared) = channel
-            .queue_declare(queue.into(), passive, FieldTable::default())
+        if inspect(channel, queue)
             .await
-            && declared.consumer_count() > 0
+            .is_some_and(|q| q.consumer_count() > 0)
         {
             return;
         }

@@ -381,11 +381,28 @@ pub async fn wait_for_emails(
     }
 }
 
+/// The status of `GET /api/v1/users/me` at `base` with a bearer token.
+pub async fn me_status(client: &reqwest::Client, base: &str, token: &str) -> u16 {
+    client
+        .get(format!("{base}/api/v1/users/me"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
 /// The sum over a process's `/metrics` of the lines of one series, e.g.
 /// `jobs_processed_total{kind="password_reset",outcome="sent"}`.
 pub async fn metric(client: &reqwest::Client, process: &Process, series: &str) -> f64 {
+    metric_at(client, &process.address, series).await
+}
+
+/// The same, from the `/metrics` served at `base` (`http://host:port`).
+pub async fn metric_at(client: &reqwest::Client, base: &str, series: &str) -> f64 {
     let text = client
-        .get(format!("{}/metrics", process.address))
+        .get(format!("{base}/metrics"))
         .send()
         .await
         .unwrap()
