@@ -23,6 +23,11 @@ const MIN_JWT_SECRET_BYTES: usize = 32;
 /// with it, so it starts only where `APP_ENV=development`.
 pub const EXAMPLE_JWT_SECRET: &str = "dev-only-secret-change-me-0123456789abcdef";
 
+/// The `DATA_ENCRYPTION_KEY` that `.env.example` publishes: anyone can open
+/// second-factor secrets sealed with it, so, like the example `JWT_SECRET`,
+/// it starts only where `APP_ENV=development`.
+pub const EXAMPLE_DATA_ENCRYPTION_KEY: &str = "ZGV2LW9ubHktZGF0YS1rZXktY2hhbmdlLW1lLTAxMjM=";
+
 /// A configuration value that stops the process at start.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("{variable} {problem}")]
@@ -312,6 +317,12 @@ impl Config {
             pages_enabled: env.boolean("PAGES_ENABLED", true)?,
             data_encryption_key: match env.optional("DATA_ENCRYPTION_KEY") {
                 None => None,
+                Some(EXAMPLE_DATA_ENCRYPTION_KEY) if app_env != AppEnv::Development => {
+                    return Err(ConfigError::new(
+                        "DATA_ENCRYPTION_KEY",
+                        "is the published example of .env.example; generate one with `openssl rand -base64 32` (or set APP_ENV=development)",
+                    ));
+                }
                 Some(text) => Some(crate::security::totp::SecretBox::from_base64(text).ok_or_else(
                     || {
                         ConfigError::new(
@@ -756,6 +767,30 @@ mod tests {
             example.contains(&format!("JWT_SECRET={EXAMPLE_JWT_SECRET}\n")),
             ".env.example must publish the secret this check refuses"
         );
+    }
+
+    /// Every secret `.env.example` publishes is refused outside development:
+    /// the file is read here, so a value changed there cannot slip by.
+    #[test]
+    fn every_published_example_secret_starts_only_in_development() {
+        let example = include_str!("../.env.example");
+        let published = |name: &str| {
+            example
+                .lines()
+                .find_map(|line| line.strip_prefix(&format!("{name}=")))
+                .unwrap_or_else(|| panic!(".env.example must list {name}"))
+                .to_owned()
+        };
+        for name in ["JWT_SECRET", "DATA_ENCRYPTION_KEY"] {
+            let value = published(name);
+            let err = Config::from_vars(vars(&[(name, value.as_str())])).unwrap_err();
+            assert_eq!(err.variable, name, "{err}");
+            assert!(err.problem.contains("published example"), "{err}");
+            Config::from_vars(vars(&[(name, value.as_str()), ("APP_ENV", "development")]))
+                .unwrap_or_else(|e| panic!("{name} must start in development: {e}"));
+        }
+        // The key file it names lies inside the repository.
+        assert!(published("JWT_SIGNING_KEYS").starts_with("keys/"));
     }
 
     #[test]

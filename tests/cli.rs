@@ -104,6 +104,16 @@ fn the_published_example_secret_stops_the_process_outside_development() {
 }
 
 #[test]
+fn the_published_example_data_key_stops_the_process_outside_development() {
+    let mut vars = valid_vars();
+    vars.insert(
+        "DATA_ENCRYPTION_KEY".into(),
+        portcullis::config::EXAMPLE_DATA_ENCRYPTION_KEY.into(),
+    );
+    assert_config_error(vars, "DATA_ENCRYPTION_KEY");
+}
+
+#[test]
 fn a_malformed_value_stops_the_process_with_exit_code_2() {
     let mut vars = valid_vars();
     vars.insert("ACCESS_TOKEN_TTL_SECONDS".into(), "fifteen minutes".into());

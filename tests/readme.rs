@@ -79,6 +79,9 @@ async fn the_readme_curl_examples_work() {
         stdout.contains(r#""email":"grace@navy.example","full_name":null,"email_verified":true"#),
         "{stdout}"
     );
+    // Recovery: the owner's logout-all ends the intruder's session and link.
+    assert!(stdout.contains("the intruder session: 401"), "{stdout}");
+    assert!(stdout.contains("the intruder link: 400"), "{stdout}");
     // Two-step login: recovery codes at enrolment, then a token.
     assert!(stdout.contains(r#"{"recovery_codes":["#), "{stdout}");
     assert!(stdout.contains(r#""token_type": "bearer""#), "{stdout}");

@@ -1,12 +1,14 @@
 //! Fixed-window counters in Redis for failed logins, per normalised email
 //! and per client address (CONTRACT.md, "Brute force").
 //!
-//! A login attempt reserves its place in both counters just before the
-//! password is checked, each with one atomic check-and-count, so parallel
-//! attempts cannot overshoot a limit; when the address refuses an attempt
-//! the account counted, the account's slot is given back. A successful
-//! login then clears the account counter and gives back its address slot,
-//! leaving only failures counted. No script touches two keys: the account
+//! Every guess at a secret (a login's password or code, a signed-in user's
+//! password re-check or code) reserves its place in both counters just
+//! before it is checked, each with one atomic check-and-count, so parallel
+//! guesses cannot overshoot a limit; when the address refuses a guess the
+//! account counted, the account's slot is given back. A right guess gives
+//! its slots back, leaving only failures counted; only a completed login
+//! clears the account counter (CONTRACT.md, "Recovery ends what an intruder
+//! left behind"). No script touches two keys: the account
 //! and the address counters live in different slots of a Redis Cluster. The reservation is
 //! taken once the attempt holds an Argon2 permit, so at most one attempt per
 //! core is in flight and parallel correct logins are not refused.
@@ -128,9 +130,10 @@ impl RateLimiter {
         Ok(account.and(address))
     }
 
-    /// Counts a login attempt against both limits: the account first, then
-    /// the address, which gives the account its slot back if it refuses.
-    pub async fn reserve_login(
+    /// Counts a guess at a secret (a password, a code) against both login
+    /// limits before it is checked: the account first, then the address,
+    /// which gives the account its slot back if it refuses.
+    pub async fn reserve_guess(
         &self,
         email: &str,
         address: IpAddr,
@@ -214,14 +217,10 @@ impl RateLimiter {
             .await
     }
 
-    /// A right password of an account with a second factor: the attempt's
-    /// slots are given back, but earlier failures (wrong codes among them)
-    /// stay counted until the whole login succeeds.
-    pub async fn login_half_succeeded(
-        &self,
-        email: &str,
-        address: IpAddr,
-    ) -> redis::RedisResult<()> {
+    /// A right guess (a password, a code) gives back the slots it
+    /// reserved; earlier failures stay counted. Only [`Self::login_completed`]
+    /// clears an account's count.
+    pub async fn guess_right(&self, email: &str, address: IpAddr) -> redis::RedisResult<()> {
         let (account, address) = (
             self.email_key("login", email),
             self.address_key("login", address),
@@ -230,9 +229,10 @@ impl RateLimiter {
         Ok(())
     }
 
-    /// A login succeeded: the account counter starts again and the
-    /// address gets its reserved slot back.
-    pub async fn login_succeeded(&self, email: &str, address: IpAddr) -> redis::RedisResult<()> {
+    /// A login completed (every factor it needs was right): the account
+    /// counter starts again and the address gets back the slot this last
+    /// guess reserved, nothing more.
+    pub async fn login_completed(&self, email: &str, address: IpAddr) -> redis::RedisResult<()> {
         let mut redis = self.redis.clone();
         let mut clear = redis::cmd("DEL");
         clear.arg(self.email_key("login", email));

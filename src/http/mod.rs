@@ -25,7 +25,7 @@ use tower::util::BoxCloneSyncService;
 pub use problem::ApiError;
 
 /// A request body as handlers see it: bounded by the body-limit layer.
-pub type Body = Limited<Incoming>;
+pub type Body = Limited<layers::body_limit::Unread<Incoming>>;
 pub type Request = http::Request<Body>;
 pub type Response = http::Response<Full<Bytes>>;
 /// A route's service: errors are already responses (DEPENDENCIES.md, hyper).

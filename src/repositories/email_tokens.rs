@@ -110,3 +110,30 @@ pub async fn spend(
         })
     }))
 }
+
+/// Supersedes every live token of the user, whatever it proves.
+pub async fn supersede_all(
+    client: &impl GenericClient,
+    user_id: Uuid,
+) -> Result<u64, tokio_postgres::Error> {
+    const SQL: &str = "UPDATE email_tokens SET superseded_at = now() \
+        WHERE user_id = $1 AND used_at IS NULL AND superseded_at IS NULL";
+    let statement = client.prepare_cached(SQL).await?;
+    client.execute(&statement, &[&user_id]).await
+}
+
+/// What the page behind a link needs to know before it spends it: what a
+/// live token proves, or `None` for an unknown, used, superseded or
+/// expired one.
+pub async fn live_purpose(
+    client: &impl GenericClient,
+    token_hash: &[u8],
+) -> Result<Option<Purpose>, tokio_postgres::Error> {
+    const SQL: &str = "SELECT purpose FROM email_tokens \
+        WHERE token_hash = $1 AND used_at IS NULL AND superseded_at IS NULL AND expires_at > now()";
+    let statement = client.prepare_cached(SQL).await?;
+    Ok(client
+        .query_opt(&statement, &[&token_hash])
+        .await?
+        .and_then(|row| Purpose::parse(row.get(0))))
+}

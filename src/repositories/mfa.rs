@@ -50,20 +50,52 @@ pub async fn find_factor(
         }))
 }
 
-/// Enables a pending factor with its first accepted step; false if it was
-/// not pending (enabled meanwhile, or gone).
+/// The user's pending factor, if it was started less than `max_age_seconds`
+/// ago; an older one has expired.
+pub async fn find_pending(
+    client: &impl GenericClient,
+    user_id: Uuid,
+    max_age_seconds: i64,
+) -> Result<Option<Factor>, tokio_postgres::Error> {
+    const SQL: &str = "SELECT sealed_secret FROM mfa_totp \
+        WHERE user_id = $1 AND enabled_at IS NULL \
+          AND created_at > now() - $2::bigint * interval '1 second'";
+    let statement = client.prepare_cached(SQL).await?;
+    Ok(client
+        .query_opt(&statement, &[&user_id, &max_age_seconds])
+        .await?
+        .map(|row| Factor {
+            sealed_secret: row.get(0),
+            enabled: false,
+        }))
+}
+
+/// Enables the pending factor whose secret is `sealed_secret` (the one a
+/// code was checked against) with its first accepted step; false if that
+/// secret is no longer what is pending (replaced, expired after
+/// `max_age_seconds`, enabled meanwhile, or gone).
 pub async fn enable(
     client: &impl GenericClient,
     user_id: Uuid,
+    sealed_secret: &[u8],
     step: i64,
+    max_age_seconds: i64,
 ) -> Result<bool, tokio_postgres::Error> {
     const SQL: &str = "WITH enabled AS ( \
-            UPDATE mfa_totp SET enabled_at = now(), last_step = $2 \
-            WHERE user_id = $1 AND enabled_at IS NULL RETURNING user_id \
+            UPDATE mfa_totp SET enabled_at = now(), last_step = $3 \
+            WHERE user_id = $1 AND sealed_secret = $2 AND enabled_at IS NULL \
+              AND created_at > now() - $4::bigint * interval '1 second' \
+            RETURNING user_id \
         ) \
         UPDATE users SET mfa_enabled = true WHERE id = (SELECT user_id FROM enabled)";
     let statement = client.prepare_cached(SQL).await?;
-    Ok(client.execute(&statement, &[&user_id, &step]).await? == 1)
+    Ok(client
+        .execute(
+            &statement,
+            &[&user_id, &sealed_secret, &step, &max_age_seconds],
+        )
+        .await?
+        == 1)
 }
 
 /// Accepts time step `step` of an enabled factor if no later or equal one

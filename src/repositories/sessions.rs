@@ -20,6 +20,7 @@ pub enum RevokeReason {
     SessionDeleted,
     PasswordChanged,
     PasswordReset,
+    MfaEnabled,
 }
 
 impl RevokeReason {
@@ -31,6 +32,7 @@ impl RevokeReason {
             RevokeReason::SessionDeleted => "session_deleted",
             RevokeReason::PasswordChanged => "password_changed",
             RevokeReason::PasswordReset => "password_reset",
+            RevokeReason::MfaEnabled => "mfa_enabled",
         }
     }
 }

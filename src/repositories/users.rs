@@ -186,3 +186,32 @@ pub async fn delete_user(
     let statement = client.prepare_cached(SQL).await?;
     Ok(client.execute(&statement, &[&id]).await? == 1)
 }
+
+/// Marks the moment the account recovered: link jobs requested before it
+/// make no link. The clock is read at the statement, not at the start of
+/// its transaction, so the mark falls as late as it can.
+pub async fn revoke_links(
+    client: &impl GenericClient,
+    user_id: Uuid,
+) -> Result<(), tokio_postgres::Error> {
+    const SQL: &str = "UPDATE users SET links_revoked_at = clock_timestamp() WHERE id = $1";
+    let statement = client.prepare_cached(SQL).await?;
+    client.execute(&statement, &[&user_id]).await?;
+    Ok(())
+}
+
+/// Whether the account recovered after `requested_at`, so a link asked for
+/// then must not be made.
+pub async fn links_revoked_since(
+    client: &impl GenericClient,
+    user_id: Uuid,
+    requested_at: time::OffsetDateTime,
+) -> Result<bool, tokio_postgres::Error> {
+    const SQL: &str = "SELECT links_revoked_at IS NOT NULL AND links_revoked_at >= $2 \
+        FROM users WHERE id = $1";
+    let statement = client.prepare_cached(SQL).await?;
+    Ok(client
+        .query_opt(&statement, &[&user_id, &requested_at])
+        .await?
+        .is_some_and(|row| row.get(0)))
+}

@@ -159,10 +159,7 @@ pub async fn login(
         Err(_) => None,
     };
     let permit = ctx.hasher.acquire().await?;
-    ctx.limiter
-        .reserve_login(&normalised, client_address, limits)
-        .await?
-        .map_err(rate_limited)?;
+    super::guesses::reserve(ctx, &normalised, client_address).await?;
     let verified = ctx
         .hasher
         .verify_with(
@@ -175,15 +172,14 @@ pub async fn login(
         return Err(invalid_credentials());
     };
     // At once, so parallel correct logins never add up to a lockout. With a
-    // second factor the password alone clears nothing: else every right
-    // password would wipe the count of wrong codes before it.
+    // second factor the password alone completes no login and clears
+    // nothing: else every right password would wipe the count of wrong
+    // codes before it.
     if user.mfa_enabled {
-        ctx.limiter
-            .login_half_succeeded(&normalised, client_address)
-            .await?;
+        super::guesses::settle(ctx, &normalised, client_address, true).await?;
     } else {
         ctx.limiter
-            .login_succeeded(&normalised, client_address)
+            .login_completed(&normalised, client_address)
             .await?;
     }
     super::seams::password_verified(&user.email).await;
@@ -473,9 +469,14 @@ pub async fn logout(
     Ok(())
 }
 
-/// Ends every session of the user and every access token issued so far.
+/// Ends every session of the user, every access token issued so far and
+/// every pending emailed link.
 pub async fn logout_all(ctx: &AppContext, claims: &Claims) -> Result<(), ServiceError> {
     end_all_sessions(ctx, claims.sub, None, RevokeReason::LogoutAll).await?;
+    let mut client = db(&ctx.db).await?;
+    let transaction = client.transaction().await?;
+    super::recovery::end_pending_links(&transaction, claims.sub).await?;
+    transaction.commit().await?;
     tracing::info!(user_id = %claims.sub, "logged out everywhere");
     Ok(())
 }
@@ -515,39 +516,32 @@ pub(crate) async fn hash_new_password(
     Ok(ctx.hasher.hash(password.expose()).await?)
 }
 
-/// Checks `password` for a signed-in user, counting a wrong one against the
-/// same limits as a failed login.
+/// Checks `password` for a signed-in user: a guess like a login's, counted
+/// against the same limits. A right one gives its slot back and clears
+/// nothing: a re-check is not a login.
 pub(crate) async fn verify_limited(
     ctx: &AppContext,
     user: &UserRecord,
     password: &str,
     client_address: IpAddr,
 ) -> Result<bool, ServiceError> {
-    let limits = login_limits(ctx);
     ctx.limiter
-        .check_login(&user.email, client_address, limits)
+        .check_login(&user.email, client_address, login_limits(ctx))
         .await?
         .map_err(rate_limited)?;
     let permit = ctx.hasher.acquire().await?;
-    ctx.limiter
-        .reserve_login(&user.email, client_address, limits)
-        .await?
-        .map_err(rate_limited)?;
+    super::guesses::reserve(ctx, &user.email, client_address).await?;
     let verified = ctx
         .hasher
         .verify_with(permit, password, Some(&user.password_hash))
         .await?;
-    if verified {
-        ctx.limiter
-            .login_succeeded(&user.email, client_address)
-            .await?;
-    }
+    super::guesses::settle(ctx, &user.email, client_address, verified).await?;
     Ok(verified)
 }
 
-/// Stores a new password hash and ends the user's sessions but `keep`,
-/// with a security notice, in one transaction; every access token issued
-/// before stops working. `consume_reset_token` is spent in the same
+/// Stores a new password hash and ends the user's sessions but `keep` and
+/// every pending emailed link, with a security notice, in one transaction;
+/// every access token issued before stops working. `consume_reset_token` is spent in the same
 /// transaction, and a token no longer live fails the whole change.
 pub(crate) async fn replace_password(
     ctx: &AppContext,
@@ -574,8 +568,8 @@ pub(crate) async fn replace_password(
         if owner != Some(user.id) {
             return Err(ServiceError::InvalidResetToken);
         }
-        password_resets::supersede_live_tokens(&transaction, user.id).await?;
     }
+    super::recovery::end_pending_links(&transaction, user.id).await?;
     if !users::update_password_hash(&transaction, user.id, password_hash).await? {
         return Err(match consume_reset_token {
             Some(_) => ServiceError::InvalidResetToken,

@@ -10,9 +10,10 @@ use uuid::Uuid;
 
 use super::AppContext;
 use super::auth::{self, IssuedTokens};
-use super::{ServiceError, db, jobs};
+use super::{ServiceError, db, guesses, jobs};
 use crate::messaging::jobs::JobKind;
 use crate::repositories::mfa::{self, Challenge};
+use crate::repositories::sessions::{self, RevokeReason};
 use crate::repositories::users::{self, UserRecord};
 use crate::security::jwt::Claims;
 use crate::security::tokens::{OpaqueToken, hash_token, looks_like_token};
@@ -22,6 +23,8 @@ use crate::security::totp::{self, SecretBox};
 pub const CHALLENGE_SECONDS: u64 = 300;
 /// Wrong codes an `mfa_token` survives.
 pub const MAX_FAILURES: i32 = 5;
+/// How long an enrolment waits for the code that confirms it.
+pub const PENDING_SECONDS: u64 = 600;
 
 /// What enrolment shows the user, once.
 pub struct Enrolment {
@@ -47,7 +50,9 @@ fn now_seconds() -> u64 {
 }
 
 /// Starts (or restarts) enrolment: a new secret, pending until a code from
-/// it confirms it.
+/// it confirms it within [`PENDING_SECONDS`]. Only an account whose address
+/// is verified may enrol, so no one can set a factor on an address they do
+/// not own before its owner arrives.
 pub async fn enrol(
     ctx: &AppContext,
     claims: &Claims,
@@ -55,6 +60,9 @@ pub async fn enrol(
     client_address: IpAddr,
 ) -> Result<Enrolment, ServiceError> {
     let sealer = sealer(ctx)?;
+    if !super::users::me(ctx, claims.sub).await?.email_verified {
+        return Err(ServiceError::EmailNotVerified);
+    }
     let user =
         super::users::me_with_password(ctx, claims, current_password, client_address).await?;
     let secret = totp::new_secret();
@@ -69,31 +77,54 @@ pub async fn enrol(
     })
 }
 
-/// Confirms the pending factor with a code: it is enabled, the user gets
-/// ten recovery codes (shown this once) and a notice.
+/// Confirms the pending factor with a code: exactly the secret the code
+/// was checked against is enabled, the user gets ten recovery codes (shown
+/// this once) and a notice, every other session ends and every pending
+/// emailed link is superseded. The code is a guess, counted like a login's.
 pub async fn confirm(
     ctx: &AppContext,
     claims: &Claims,
     code: &str,
+    client_address: IpAddr,
     correlation_id: &str,
 ) -> Result<Vec<String>, ServiceError> {
     let sealer = sealer(ctx)?;
     let user = super::users::me(ctx, claims.sub).await?;
     let mut client = db(&ctx.db).await?;
-    let factor = mfa::find_factor(&client, user.id)
+    let factor = mfa::find_pending(&client, user.id, PENDING_SECONDS as i64)
         .await?
-        .filter(|f| !f.enabled)
         .ok_or(ServiceError::MfaNotPending)?;
     let secret = open(sealer, user.id, &factor.sealed_secret)?;
-    let step = totp::matching_step(&secret, code.trim(), now_seconds())
-        .ok_or(ServiceError::WrongMfaCode)?;
+    guesses::reserve(ctx, &user.email, client_address).await?;
+    let step = totp::matching_step(&secret, code.trim(), now_seconds());
+    guesses::settle(ctx, &user.email, client_address, step.is_some()).await?;
+    let step = step.ok_or(ServiceError::WrongMfaCode)?;
+    super::seams::totp_code_checked(&user.email).await;
     let codes = totp::new_recovery_codes();
     let hashes: Vec<&[u8]> = codes.iter().map(|(_, hash)| hash.as_slice()).collect();
     let transaction = client.transaction().await?;
-    if !mfa::enable(&transaction, user.id, step as i64).await? {
+    if !mfa::enable(
+        &transaction,
+        user.id,
+        &factor.sealed_secret,
+        step as i64,
+        PENDING_SECONDS as i64,
+    )
+    .await?
+    {
+        // Replaced, expired or enabled meanwhile: what the code proved is
+        // no longer what is pending.
         return Err(ServiceError::MfaNotPending);
     }
     mfa::replace_recovery_codes(&transaction, user.id, &hashes).await?;
+    let ended = sessions::revoke_all_sessions(
+        &transaction,
+        user.id,
+        Some(claims.sid),
+        RevokeReason::MfaEnabled,
+    )
+    .await?;
+    super::recovery::end_pending_links(&transaction, user.id).await?;
     jobs::enqueue(
         &transaction,
         JobKind::MfaEnabledNotice,
@@ -104,12 +135,17 @@ pub async fn confirm(
     .await?;
     transaction.commit().await?;
     ctx.outbox.wake();
-    tracing::info!(user_id = %user.id, "second factor enabled");
+    // Their access tokens die with their sessions; the caller's lives on.
+    ctx.denylist
+        .deny(user.id, None, &ended, ctx.jwt.ttl())
+        .await?;
+    tracing::info!(user_id = %user.id, sessions_ended = ended.len(), "second factor enabled");
     Ok(codes.into_iter().map(|(text, _)| text).collect())
 }
 
 /// Disables the factor with the current password and a code (TOTP or
-/// recovery); the user gets a notice.
+/// recovery), each a guess counted like a login's; the user gets a notice
+/// and every pending emailed link is superseded.
 pub async fn disable(
     ctx: &AppContext,
     claims: &Claims,
@@ -126,16 +162,19 @@ pub async fn disable(
         .await?
         .filter(|f| f.enabled)
         .ok_or(ServiceError::MfaNotPending)?;
-    let transaction = client.transaction().await?;
     let proof = if code.trim().len() == 6 {
         Proof::Code(code)
     } else {
         Proof::RecoveryCode(code)
     };
-    if !check_proof(&transaction, sealer, user.id, &factor.sealed_secret, &proof).await? {
+    guesses::reserve(ctx, &user.email, client_address).await?;
+    let transaction = client.transaction().await?;
+    let right = check_proof(&transaction, sealer, user.id, &factor.sealed_secret, &proof).await?;
+    if !right {
         return Err(ServiceError::WrongMfaCode);
     }
     mfa::remove(&transaction, user.id).await?;
+    super::recovery::end_pending_links(&transaction, user.id).await?;
     jobs::enqueue(
         &transaction,
         JobKind::MfaDisabledNotice,
@@ -146,6 +185,7 @@ pub async fn disable(
     .await?;
     transaction.commit().await?;
     ctx.outbox.wake();
+    guesses::settle(ctx, &user.email, client_address, true).await?;
     tracing::info!(user_id = %user.id, "second factor disabled");
     Ok(())
 }
@@ -194,11 +234,9 @@ pub async fn complete_login(
     let user = users::find_active_user(&transaction, challenge.user_id)
         .await?
         .ok_or(ServiceError::InvalidMfaLogin)?;
-    let limits = auth::login_limits(ctx);
-    ctx.limiter
-        .check_login(&user.email, client_address, limits)
-        .await?
-        .map_err(auth::rate_limited)?;
+    // Reserved before the code is looked at, so parallel guesses never
+    // overshoot the account's limit.
+    guesses::reserve(ctx, &user.email, client_address).await?;
     let factor = mfa::find_factor(&transaction, user.id)
         .await?
         .filter(|f| f.enabled)
@@ -206,20 +244,13 @@ pub async fn complete_login(
     let accepted =
         check_proof(&transaction, sealer, user.id, &factor.sealed_secret, &proof).await?;
     if !accepted {
+        // A wrong code is a failed login of the account: its slot stays.
         mfa::record_failure(&transaction, &token_hash).await?;
         transaction.commit().await?;
-        // A wrong code is a failed login of the account.
-        ctx.limiter
-            .reserve_login(&user.email, client_address, limits)
-            .await?
-            .map_err(auth::rate_limited)?;
         return Err(ServiceError::InvalidMfaLogin);
     }
     mfa::spend_challenge(&transaction, &token_hash).await?;
     transaction.commit().await?;
-    ctx.limiter
-        .login_succeeded(&user.email, client_address)
-        .await?;
     let started = auth::start_session(
         ctx,
         &user,
@@ -228,7 +259,14 @@ pub async fn complete_login(
         vec!["pwd".to_owned(), "otp".to_owned()],
     )
     .await?;
-    let tokens = started.ok_or(ServiceError::InvalidMfaLogin)?;
+    let Some(tokens) = started else {
+        // The password changed since its step: a right code, no login.
+        guesses::settle(ctx, &user.email, client_address, true).await?;
+        return Err(ServiceError::InvalidMfaLogin);
+    };
+    ctx.limiter
+        .login_completed(&user.email, client_address)
+        .await?;
     metrics::counter!("auth_mfa_total", "outcome" => "success").increment(1);
     metrics::counter!("auth_logins_total", "outcome" => "success").increment(1);
     Ok(tokens)

@@ -4,9 +4,11 @@
 
 pub mod auth;
 mod context;
+mod guesses;
 pub mod jobs;
 pub mod mfa;
 pub mod password_reset;
+mod recovery;
 pub mod retention;
 pub mod seams;
 pub mod sessions;

@@ -77,7 +77,10 @@ pub async fn change_password(
 
 /// Asks to move the account to `raw_new_email`: the new address gets a link
 /// (nothing changes until it is opened), the current one a notice. A wrong
-/// current password counts against the login limits.
+/// current password counts against the login limits. Only an account whose
+/// own address is verified may move, and the new address counts against
+/// its verification limit: past it the answer is the same and nothing is
+/// mailed there, so no one can flood an inbox with change links.
 pub async fn request_email_change(
     ctx: &AppContext,
     claims: &Claims,
@@ -87,6 +90,9 @@ pub async fn request_email_change(
     correlation_id: &str,
 ) -> Result<(), ServiceError> {
     let new_email = super::parse_email("new_email", raw_new_email)?;
+    if !me(ctx, claims.sub).await?.email_verified {
+        return Err(ServiceError::EmailNotVerified);
+    }
     let user = me_with_password(ctx, claims, current_password, client_address).await?;
     if new_email.as_str() == user.email {
         return Err(ServiceError::invalid(
@@ -101,15 +107,30 @@ pub async fn request_email_change(
     if users::email_exists(&client, new_email.as_str()).await? {
         return Err(ServiceError::EmailTaken);
     }
+    let under_limit = ctx
+        .limiter
+        .reserve_email(
+            "verify",
+            new_email.as_str(),
+            ctx.config.verify_max_requests_per_email,
+            auth::ADDRESS_LIMIT_WINDOW,
+        )
+        .await?
+        .is_ok();
+    if !under_limit {
+        metrics::counter!("rate_limit_refusals_total", "limit" => "verify_per_email").increment(1);
+    }
     let transaction = client.transaction().await?;
-    jobs::enqueue(
-        &transaction,
-        JobKind::ChangeEmail,
-        user.id,
-        new_email.as_str(),
-        correlation_id,
-    )
-    .await?;
+    if under_limit {
+        jobs::enqueue(
+            &transaction,
+            JobKind::ChangeEmail,
+            user.id,
+            new_email.as_str(),
+            correlation_id,
+        )
+        .await?;
+    }
     jobs::enqueue(
         &transaction,
         JobKind::EmailChangeRequestedNotice,
@@ -120,7 +141,7 @@ pub async fn request_email_change(
     .await?;
     transaction.commit().await?;
     ctx.outbox.wake();
-    tracing::info!(user_id = %user.id, "email change requested");
+    tracing::info!(user_id = %user.id, link_mailed = under_limit, "email change requested");
     Ok(())
 }
 

@@ -112,3 +112,13 @@ pub async fn confirm(
         .increment(1);
     Ok(())
 }
+
+/// What a live link proves, for the page behind it to know before it is
+/// spent; `None` for an unknown, used, superseded or expired one.
+pub async fn live_purpose(ctx: &AppContext, token: &str) -> Result<Option<Purpose>, ServiceError> {
+    if !looks_like_token(token) {
+        return Ok(None);
+    }
+    let client = db(&ctx.db).await?;
+    Ok(email_tokens::live_purpose(&client, &hash_token(token)).await?)
+}

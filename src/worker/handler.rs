@@ -133,6 +133,10 @@ async fn run(
             let mut writer = ctx.db.get().await?;
             let tokens = writer.transaction().await?;
             password_resets::lock_user_tokens(&tokens, user.id).await?;
+            if users::links_revoked_since(&tokens, user.id, message.requested_at).await? {
+                tokens.commit().await?;
+                return skip(ledger, message, queue, RECOVERED).await;
+            }
             let live = password_resets::store_job_token(
                 &tokens,
                 message.job_id,
@@ -166,6 +170,10 @@ async fn run(
             let mut writer = ctx.db.get().await?;
             let tokens = writer.transaction().await?;
             password_resets::lock_user_tokens(&tokens, user.id).await?;
+            if users::links_revoked_since(&tokens, user.id, message.requested_at).await? {
+                tokens.commit().await?;
+                return skip(ledger, message, queue, RECOVERED).await;
+            }
             let live = email_tokens::store_job_token(
                 &tokens,
                 message.job_id,
@@ -207,6 +215,10 @@ async fn run(
     tracing::info!(job_id = %message.job_id, kind = kind.as_str(), "email sent");
     Ok(Outcome::Sent)
 }
+
+/// Why a link job asked for before the account recovered sends nothing
+/// (CONTRACT.md, "Recovery ends what an intruder left behind").
+const RECOVERED: &str = "the account recovered since the link was asked for";
 
 /// Records the job as done with nothing sent.
 async fn skip(

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use portcullis::config::{Config, LogFormat};
+use serde_json::json;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -202,6 +203,29 @@ impl TestApp {
             email,
             password: STRONG_PASSWORD.to_owned(),
         }
+    }
+
+    /// Registers a fresh user whose address is verified (set in the
+    /// database: most tests that need it are not about the link).
+    pub async fn register_verified_user(&self) -> TestUser {
+        let user = self.register_user().await;
+        self.mark_verified(&user).await;
+        user
+    }
+
+    /// Marks `user`'s address verified, as its link would.
+    pub async fn mark_verified(&self, user: &TestUser) {
+        let id: uuid::Uuid = user.id.parse().unwrap();
+        let updated = self
+            .database()
+            .await
+            .execute(
+                "UPDATE users SET email_verified = true WHERE id = $1",
+                &[&id],
+            )
+            .await
+            .unwrap();
+        assert_eq!(updated, 1);
     }
 
     pub async fn login(&self, email: &str, password: &str) -> reqwest::Response {
@@ -526,4 +550,167 @@ where
 /// How many of `statuses` are `status`.
 pub fn count_of(statuses: &[u16], status: u16) -> usize {
     statuses.iter().filter(|s| **s == status).count()
+}
+
+pub const VERIFY_SUBJECT: &str = "Verify your email address";
+pub const CHANGE_SUBJECT: &str = "Confirm your new email address";
+
+/// Links and the account's lifecycle (CONTRACT.md, "Email verification").
+impl TestApp {
+    pub async fn confirm_verification(&self, token: &str) -> reqwest::Response {
+        self.post_json(
+            "/api/v1/auth/verify-email/confirm",
+            &json!({"token": token}),
+        )
+        .await
+    }
+
+    pub async fn request_verification(&self, email: &str) -> reqwest::Response {
+        self.post_json(
+            "/api/v1/auth/verify-email/request",
+            &json!({"email": email}),
+        )
+        .await
+    }
+
+    /// The token of the `nth` (from 1) verification email to `email`.
+    pub async fn verify_token(&self, email: &str, subject: &str, nth: usize) -> String {
+        self.emails_to(email, subject, nth).await[nth - 1]
+            .verify_token()
+            .expect("a link with a token")
+    }
+
+    pub async fn change_email(
+        &self,
+        access: &str,
+        password: &str,
+        new_email: &str,
+    ) -> reqwest::Response {
+        self.client
+            .post(self.url("/api/v1/users/me/email"))
+            .bearer_auth(access)
+            .json(&json!({"current_password": password, "new_email": new_email}))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn delete_account(&self, access: &str, password: &str) -> reqwest::Response {
+        self.client
+            .delete(self.url("/api/v1/users/me"))
+            .bearer_auth(access)
+            .json(&json!({"current_password": password}))
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
+/// An account with TOTP enabled: its secret and recovery codes.
+pub struct Enrolled {
+    pub user: TestUser,
+    pub access: String,
+    pub secret: Vec<u8>,
+    pub recovery_codes: Vec<String>,
+}
+
+pub fn now() -> u64 {
+    time::OffsetDateTime::now_utc().unix_timestamp() as u64
+}
+
+pub fn code(secret: &[u8], at: u64) -> String {
+    portcullis::security::totp::code_at(secret, at)
+}
+
+/// A 6-digit code that is wrong at every step in the window.
+pub fn wrong_code(secret: &[u8]) -> String {
+    let t = now();
+    let taken: Vec<String> = [t - 30, t, t + 30]
+        .iter()
+        .map(|at| code(secret, *at))
+        .collect();
+    (0..1_000_000)
+        .map(|n| format!("{n:06}"))
+        .find(|c| !taken.contains(c))
+        .unwrap()
+}
+
+/// The second factor (CONTRACT.md, "Second factor").
+impl TestApp {
+    pub async fn bearer_json(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        access: &str,
+        body: serde_json::Value,
+    ) -> reqwest::Response {
+        self.client
+            .request(method, self.url(path))
+            .bearer_auth(access)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn enrol(&self, access: &str, password: &str) -> reqwest::Response {
+        let body = json!({"current_password": password});
+        self.bearer_json(
+            reqwest::Method::POST,
+            "/api/v1/users/me/mfa/totp",
+            access,
+            body,
+        )
+        .await
+    }
+
+    pub async fn confirm_mfa(&self, access: &str, code: &str) -> reqwest::Response {
+        let body = json!({"code": code});
+        self.bearer_json(
+            reqwest::Method::POST,
+            "/api/v1/users/me/mfa/totp/confirm",
+            access,
+            body,
+        )
+        .await
+    }
+
+    pub async fn login_mfa(&self, body: serde_json::Value) -> reqwest::Response {
+        self.post_json("/api/v1/auth/login/mfa", &body).await
+    }
+
+    /// Logs in with the password; returns the `mfa_token` of the 403.
+    pub async fn mfa_token(&self, user: &TestUser) -> String {
+        let response = self.login(&user.email, &user.password).await;
+        let body = assert_problem(response, 403, "mfa-required").await;
+        body["mfa_token"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn enrolled_user(&self) -> Enrolled {
+        let user = self.register_verified_user().await;
+        let access = self.login_user(&user).await.access;
+        let enrolment = self.enrol(&access, &user.password).await;
+        assert_eq!(enrolment.status(), 201);
+        let body = json_body(enrolment).await;
+        let secret = totp_rs::Secret::try_from_base32(body["secret"].as_str().unwrap())
+            .unwrap()
+            .to_vec();
+        // Confirmed with the previous step's code (one step of drift is
+        // allowed), leaving the current one for the test.
+        let confirmed = self.confirm_mfa(&access, &code(&secret, now() - 30)).await;
+        assert_eq!(confirmed.status(), 200);
+        let body = json_body(confirmed).await;
+        let recovery_codes = body["recovery_codes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c.as_str().unwrap().to_owned())
+            .collect();
+        Enrolled {
+            user,
+            access,
+            secret,
+            recovery_codes,
+        }
+    }
 }

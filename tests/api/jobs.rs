@@ -377,8 +377,14 @@ async fn a_job_delivered_twice_sends_one_email() {
 
 #[tokio::test]
 async fn a_malformed_message_goes_straight_to_the_dead_letter_queue() {
+    // A retry first would wait ten minutes: the dead letter could not be
+    // there in time.
     let app = spawn_app_with(many_requests_per_address).await;
-    let _worker = app.spawn_worker().await;
+    let _worker = app
+        .spawn_worker_with(|vars| {
+            vars.insert("JOB_RETRY_BASE_DELAY_MS".into(), "600000".into());
+        })
+        .await;
     app.wait_until_ready().await;
     let (_connection, channel) = channel().await;
     let topology = Topology::new(app.resources.queue_prefix.clone());
@@ -392,12 +398,33 @@ async fn a_malformed_message_goes_straight_to_the_dead_letter_queue() {
     )
     .await;
 
-    wait_for_depth(
-        &channel,
-        &topology.dead_letter_queue(JobQueue::PasswordReset),
-        1,
-    )
-    .await;
+    let dead_letter_queue = topology.dead_letter_queue(JobQueue::PasswordReset);
+    wait_for_depth(&channel, &dead_letter_queue, 1).await;
+    let dead = channel
+        .basic_get(
+            dead_letter_queue.as_str().into(),
+            BasicGetOptions::default(),
+        )
+        .await
+        .unwrap()
+        .expect("the dead letter");
+    assert_eq!(dead.delivery.data, b"{not json");
+    let headers = dead
+        .delivery
+        .properties
+        .headers()
+        .clone()
+        .unwrap_or_default();
+    assert_eq!(
+        headers.inner().get("x-attempts"),
+        Some(&AMQPValue::LongUInt(1)),
+        "dead-lettered at its first attempt, with no retry before"
+    );
+    assert_eq!(
+        depth(&channel, &topology.retry_queue(JobQueue::PasswordReset)).await,
+        0,
+        "nothing waits to be retried"
+    );
 }
 
 #[tokio::test]

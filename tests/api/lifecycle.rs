@@ -6,59 +6,6 @@ use serde_json::json;
 
 use crate::helpers::*;
 
-const VERIFY_SUBJECT: &str = "Verify your email address";
-const CHANGE_SUBJECT: &str = "Confirm your new email address";
-
-impl TestApp {
-    async fn confirm_verification(&self, token: &str) -> reqwest::Response {
-        self.post_json(
-            "/api/v1/auth/verify-email/confirm",
-            &json!({"token": token}),
-        )
-        .await
-    }
-
-    async fn request_verification(&self, email: &str) -> reqwest::Response {
-        self.post_json(
-            "/api/v1/auth/verify-email/request",
-            &json!({"email": email}),
-        )
-        .await
-    }
-
-    /// The token of the `nth` (from 1) verification email to `email`.
-    async fn verify_token(&self, email: &str, subject: &str, nth: usize) -> String {
-        self.emails_to(email, subject, nth).await[nth - 1]
-            .verify_token()
-            .expect("a link with a token")
-    }
-
-    async fn change_email(
-        &self,
-        access: &str,
-        password: &str,
-        new_email: &str,
-    ) -> reqwest::Response {
-        self.client
-            .post(self.url("/api/v1/users/me/email"))
-            .bearer_auth(access)
-            .json(&json!({"current_password": password, "new_email": new_email}))
-            .send()
-            .await
-            .unwrap()
-    }
-
-    async fn delete_account(&self, access: &str, password: &str) -> reqwest::Response {
-        self.client
-            .delete(self.url("/api/v1/users/me"))
-            .bearer_auth(access)
-            .json(&json!({"current_password": password}))
-            .send()
-            .await
-            .unwrap()
-    }
-}
-
 #[tokio::test]
 async fn registration_sends_a_link_that_verifies_the_address_once() {
     let app = spawn_app().await;
@@ -223,7 +170,7 @@ async fn with_verification_required_an_unverified_login_is_403_and_a_wrong_passw
 async fn changing_the_email_proves_the_new_address_and_retires_the_old_one() {
     let app = spawn_app().await;
     let _worker = app.spawn_worker().await;
-    let user = app.register_user().await;
+    let user = app.register_verified_user().await;
     let tokens = app.login_user(&user).await;
     let new_email = app.unique_email();
     // A reset link mailed to the old address before the change.
@@ -276,7 +223,7 @@ async fn changing_the_email_proves_the_new_address_and_retires_the_old_one() {
 async fn changing_the_email_refuses_a_wrong_password_a_taken_or_malformed_address() {
     let app = spawn_app().await;
     let _worker = app.spawn_worker().await;
-    let user = app.register_user().await;
+    let user = app.register_verified_user().await;
     let other = app.register_user().await;
     let tokens = app.login_user(&user).await;
 

@@ -22,6 +22,7 @@ mod metrics;
 mod mfa;
 mod pages;
 mod password_reset;
+mod recovery;
 mod sessions;
 mod shutdown;
 mod users;

@@ -1,7 +1,8 @@
 // The pages behind the emailed links, in a real headless Chromium, as a
 // user meets them: the link from a real .eml the worker wrote, a weak
 // password refused with its reason, a good one accepted, the link dead on a
-// second visit, and the verification link confirming on load.
+// second visit, the verification link confirming on load, and a change of
+// address waiting for a click.
 //
 // Needs: PORTCULLIS_URL (api), PORTCULLIS_MAIL_DIR (the worker's file
 // transport), CHROMIUM (default /usr/bin/chromium), ARTIFACTS_DIR (where
@@ -182,5 +183,47 @@ test("without script, the verification button posts the token", async () => {
   await page.goto(link);
   await page.getByRole("button", { name: "Verify my email address" }).click();
   await page.getByRole("heading", { name: "Your email address is verified" }).waitFor();
+  await context.close();
+});
+
+test("a change-of-address link waits for a click: loading the page moves nothing", async () => {
+  const email = await register();
+  const verified = await api("/auth/verify-email/confirm", {
+    token: new URL(await linkFromMail(email, "verify-email")).searchParams.get("token"),
+  });
+  assert.equal(verified.status, 204);
+  const { access_token } = await (await api("/auth/login", { email, password })).json();
+  const bearer = { authorization: `Bearer ${access_token}`, "content-type": "application/json" };
+  const newEmail = `browser-new-${randomUUID().slice(0, 12)}@example.com`;
+  const requested = await fetch(`${base}/api/v1/users/me/email`, {
+    method: "POST",
+    headers: bearer,
+    body: JSON.stringify({ current_password: password, new_email: newEmail }),
+  });
+  assert.equal(requested.status, 202);
+  const link = await linkFromMail(newEmail, "verify-email");
+  const emailNow = async () =>
+    (await (await fetch(`${base}/api/v1/users/me`, { headers: bearer })).json()).email;
+  const { context, page, requested: loaded } = await openPage();
+
+  // A scanner or a preview that runs the page's script gets this far.
+  const response = await page.goto(link);
+  assertSafeHeaders(response.headers());
+  await page.waitForFunction(() => !window.location.search);
+  const button = page.getByRole("button", { name: "Use this address for my account" });
+  await button.waitFor({ state: "visible" });
+  await page.waitForTimeout(1000);
+  assert.equal(await page.locator("#done").isVisible(), false, "nothing confirmed on load");
+  assert.equal(await emailNow(), email, "the account keeps its address until the click");
+  await page.screenshot({ path: join(artifacts, "change-email-waiting.png"), fullPage: true });
+
+  await button.click();
+  await page.locator("#done").waitFor({ state: "visible" });
+  await page.screenshot({ path: join(artifacts, "change-email-done.png"), fullPage: true });
+  assert.equal(await emailNow(), newEmail, "the click moved the account");
+  const origin = new URL(base).origin;
+  for (const url of loaded) {
+    assert.equal(new URL(url).origin, origin, `nothing is loaded from elsewhere: ${url}`);
+  }
   await context.close();
 });

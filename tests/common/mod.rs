@@ -70,10 +70,7 @@ impl TestResources {
             ("AMQP_URL", amqp_url()),
             ("QUEUE_PREFIX", self.queue_prefix.clone()),
             ("REDIS_KEY_PREFIX", self.redis_key_prefix.clone()),
-            (
-                "JWT_SECRET",
-                format!("test-secret-{}", Uuid::new_v4().simple()),
-            ),
+            ("JWT_SECRET", self.jwt_secret.clone()),
             ("JWT_SIGNING_KEYS", signing_key_file()),
             // base64 of 32 bytes: seals the second factors of the tests.
             (

@@ -1398,7 +1398,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description A link is on its way to the new address */
+            /** @description A link is on its way to the new address (unless it was sent too many lately) */
             202: {
                 headers: {
                     [name: string]: unknown;
@@ -1418,6 +1418,15 @@ export interface operations {
             };
             /** @description No valid access token */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDocument"];
+                };
+            };
+            /** @description The account's own address was never verified (`email-not-verified`) */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1505,6 +1514,15 @@ export interface operations {
             };
             /** @description No valid access token */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDocument"];
+                };
+            };
+            /** @description The account's address was never verified (`email-not-verified`) */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1624,7 +1642,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDocument"];
                 };
             };
-            /** @description Too many wrong passwords; see Retry-After */
+            /** @description Too many wrong passwords or codes for the account; see Retry-After */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -1684,7 +1702,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDocument"];
                 };
             };
-            /** @description Nothing is pending */
+            /** @description Nothing is pending: never started, expired after 10 minutes, or replaced by a newer enrolment */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -1704,6 +1722,15 @@ export interface operations {
             };
             /** @description A field is missing or of the wrong type */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDocument"];
+                };
+            };
+            /** @description Too many wrong passwords or codes for the account; see Retry-After */
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };

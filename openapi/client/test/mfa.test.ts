@@ -1,6 +1,7 @@
 // The second factor through the generated client, against a running API
 // (PORTCULLIS_URL, as `just ts-client-test` sets it, with DATA_ENCRYPTION_KEY
-// for the api): enrol a TOTP factor, confirm it, log in with a code and with
+// for the api, and the worker's mail in PORTCULLIS_MAIL_DIR): verify the
+// address, enrol a TOTP factor, confirm it, log in with a code and with
 // recovery codes, turn it off.
 //
 // The api accepts a TOTP code once per 30-second step and user (replay), with
@@ -14,6 +15,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { Secret, TOTP } from "otpauth";
 
 import { createPortcullisClient, refreshCookieOf, type Problem } from "../src/index.js";
+import { emailedToken, mailDir } from "./mail.js";
 
 const baseUrl = process.env.PORTCULLIS_URL ?? "http://127.0.0.1:8000";
 const api = createPortcullisClient(baseUrl);
@@ -76,6 +78,10 @@ test("enrol TOTP, log in with a code and recovery codes, turn it off", async () 
     body: { email, password, full_name: "Two Factor" },
   });
   assert.equal(registered.response.status, 201);
+  // A factor needs a verified address.
+  const token = await emailedToken(mailDir(), email, "Verify your email address");
+  const verified = await api.POST("/api/v1/auth/verify-email/confirm", { body: { token } });
+  assert.equal(verified.response.status, 204);
 
   const login = await api.POST("/api/v1/auth/login", { body: { email, password } });
   assert.equal(login.response.status, 200);

@@ -76,6 +76,7 @@ pub struct LoginMfaRequest {
         (status = 201, description = "Pending until a code confirms it", body = EnrolResponse),
         (status = 400, description = "The current password is wrong, or the body is not JSON", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 401, description = "No valid access token", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 403, description = "The account's address was never verified (`email-not-verified`)", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 409, description = "A factor is already enabled", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 415, description = "The body is not JSON", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 422, description = "A field is missing or of the wrong type", body = ProblemDocument, content_type = "application/problem+json"),
@@ -111,17 +112,26 @@ pub async fn enrol(state: AppState, request: Request) -> Result<Response, ApiErr
         (status = 200, description = "Enabled; the recovery codes, shown once", body = RecoveryCodes),
         (status = 400, description = "The code is wrong, or the body is not JSON", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 401, description = "No valid access token", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 409, description = "Nothing is pending", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 409, description = "Nothing is pending: never started, expired after 10 minutes, or replaced by a newer enrolment", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 415, description = "The body is not JSON", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 422, description = "A field is missing or of the wrong type", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 429, description = "Too many wrong passwords or codes for the account; see Retry-After", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 503, description = "Second factors are not configured, or a backing service is unavailable", body = ProblemDocument, content_type = "application/problem+json"),
     )
 )]
 pub async fn confirm(state: AppState, request: Request) -> Result<Response, ApiError> {
     let claims = AuthenticatedUser::of(&request)?.clone();
+    let address = extract::client_ip(&request, &state.config.trusted_proxies);
     let correlation_id = CorrelationId::of(&request);
     let body: ConfirmRequest = extract::json(request).await?;
-    let recovery_codes = mfa::confirm(&state, &claims, &body.code, correlation_id.as_str()).await?;
+    let recovery_codes = mfa::confirm(
+        &state,
+        &claims,
+        &body.code,
+        address,
+        correlation_id.as_str(),
+    )
+    .await?;
     let mut response = json(StatusCode::OK, &RecoveryCodes { recovery_codes })?;
     no_store(&mut response);
     Ok(response)
@@ -142,7 +152,7 @@ pub async fn confirm(state: AppState, request: Request) -> Result<Response, ApiE
         (status = 409, description = "No factor is enabled", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 415, description = "The body is not JSON", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 422, description = "A field is missing or of the wrong type", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 429, description = "Too many wrong passwords; see Retry-After", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 429, description = "Too many wrong passwords or codes for the account; see Retry-After", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 503, description = "Second factors are not configured, too many password checks waiting, or a backing service is unavailable", body = ProblemDocument, content_type = "application/problem+json"),
     )
 )]

@@ -244,9 +244,10 @@ pub async fn delete_session(state: AppState, request: Request) -> Result<Respons
     security(("bearer" = []), ("oauth2" = [])),
     request_body = ChangeEmailRequest,
     responses(
-        (status = 202, description = "A link is on its way to the new address", body = super::password_reset::Accepted),
+        (status = 202, description = "A link is on its way to the new address (unless it was sent too many lately)", body = super::password_reset::Accepted),
         (status = 400, description = "The current password is wrong, or the body is not JSON", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 401, description = "No valid access token", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 403, description = "The account's own address was never verified (`email-not-verified`)", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 409, description = "Another account has the new address", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 415, description = "The body is not JSON", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 422, description = "Malformed address, or the current one", body = ProblemDocument, content_type = "application/problem+json"),

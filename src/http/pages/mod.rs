@@ -12,6 +12,7 @@ use http_body_util::Full;
 use crate::http::extract::{self, BodyKind};
 use crate::http::layers::correlation_id::CorrelationId;
 use crate::http::{ApiError, Request, Response};
+use crate::repositories::email_tokens::Purpose;
 use crate::services::AppState;
 use crate::services::{ServiceError, password_reset, verification};
 
@@ -40,11 +41,32 @@ pub async fn reset_password(state: AppState, request: Request) -> Result<Respons
     Ok(page(StatusCode::OK, body))
 }
 
-/// `GET /verify-email?token=...`: confirms on load with script; without
-/// script, a button posts the token to `POST /verify-email`.
-pub async fn verify_email(_: AppState, request: Request) -> Result<Response, ApiError> {
+/// `GET /verify-email?token=...`. A link that verifies the account's own
+/// address confirms on load with script (the button is for those without);
+/// a link that moves the account to a new address waits for a click, so a
+/// mail scanner or a link preview that runs script never moves an account
+/// (CONTRACT.md, "Email verification and the account's lifecycle"); a link
+/// that no longer works says so at once.
+pub async fn verify_email(state: AppState, request: Request) -> Result<Response, ApiError> {
     let token = token_of(&request);
-    let body = VERIFY_HTML.replace("{{token}}", &crate::mail::html_escape(&token));
+    let (link, prompt, button) = match verification::live_purpose(&state, &token).await? {
+        Some(Purpose::VerifyEmail) => (
+            "verify",
+            "Confirm that this address is yours.",
+            "Verify my email address",
+        ),
+        Some(Purpose::ChangeEmail) => (
+            "change",
+            "Your account asked to use this address from now on. If that was you, confirm it; if not, close this page and nothing changes.",
+            "Use this address for my account",
+        ),
+        None => ("spent", "", "Verify my email address"),
+    };
+    let body = VERIFY_HTML
+        .replace("{{token}}", &crate::mail::html_escape(&token))
+        .replace("{{link}}", link)
+        .replace("{{prompt}}", prompt)
+        .replace("{{button}}", button);
     Ok(page(StatusCode::OK, body))
 }
 

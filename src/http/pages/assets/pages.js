@@ -122,13 +122,8 @@
     });
   }
 
-  async function verifyPage() {
-    newLinkForm("/api/v1/auth/verify-email/request");
-    if (!token) {
-      show("expired");
-      return;
-    }
-    // With script the link confirms at once; the button is for those without.
+  /** Spends the verification link; the page shows what became of it. */
+  async function confirmLink() {
     $("verify-form").hidden = true;
     $("working").hidden = false;
     try {
@@ -148,6 +143,27 @@
       $("verify-form").hidden = false;
       $("working").hidden = true;
       say("The server could not be reached; try the button again.");
+    }
+  }
+
+  function verifyPage() {
+    newLinkForm("/api/v1/auth/verify-email/request");
+    const link = document.body.dataset.link;
+    if (!token || link === "spent") {
+      show("expired");
+      return;
+    }
+    $("verify-form").addEventListener("submit", (event) => {
+      event.preventDefault();
+      confirmLink();
+    });
+    // A link that proves the account's own address confirms at once. One
+    // that moves the account to a new address waits for the user's click:
+    // a scanner or a preview that runs script must never move an account.
+    if (link === "verify") {
+      confirmLink();
+    } else {
+      $("verify-submit").focus();
     }
   }
 
