@@ -9,8 +9,8 @@ use std::net::IpAddr;
 use uuid::Uuid;
 
 use super::AppContext;
-use super::auth::{self, IssuedTokens};
-use super::{ServiceError, db, guesses, jobs};
+use super::sessions::{self as session, IssuedTokens};
+use super::{ServiceError, credentials, db, jobs, limits};
 use crate::messaging::jobs::JobKind;
 use crate::repositories::mfa::{self, Challenge};
 use crate::repositories::sessions::{self, RevokeReason};
@@ -63,8 +63,7 @@ pub async fn enrol(
     if !super::users::me(ctx, claims.sub).await?.email_verified {
         return Err(ServiceError::EmailNotVerified);
     }
-    let user =
-        super::users::me_with_password(ctx, claims, current_password, client_address).await?;
+    let user = credentials::me_with_password(ctx, claims, current_password, client_address).await?;
     let secret = totp::new_secret();
     let sealed = sealer.seal(user.id, &secret);
     if !mfa::put_pending(&db(&ctx.db).await?, user.id, &sealed).await? {
@@ -95,9 +94,9 @@ pub async fn confirm(
         .await?
         .ok_or(ServiceError::MfaNotPending)?;
     let secret = open(sealer, user.id, &factor.sealed_secret)?;
-    guesses::reserve(ctx, &user.email, client_address).await?;
+    limits::reserve_guess(ctx, &user.email, client_address).await?;
     let step = totp::matching_step(&secret, code.trim(), now_seconds());
-    guesses::settle(ctx, &user.email, client_address, step.is_some()).await?;
+    limits::settle_guess(ctx, &user.email, client_address, step.is_some()).await?;
     let step = step.ok_or(ServiceError::WrongMfaCode)?;
     super::seams::totp_code_checked(&user.email).await;
     let codes = totp::new_recovery_codes();
@@ -155,8 +154,7 @@ pub async fn disable(
     correlation_id: &str,
 ) -> Result<(), ServiceError> {
     let sealer = sealer(ctx)?;
-    let user =
-        super::users::me_with_password(ctx, claims, current_password, client_address).await?;
+    let user = credentials::me_with_password(ctx, claims, current_password, client_address).await?;
     let mut client = db(&ctx.db).await?;
     let factor = mfa::find_factor(&client, user.id)
         .await?
@@ -167,7 +165,7 @@ pub async fn disable(
     } else {
         Proof::RecoveryCode(code)
     };
-    guesses::reserve(ctx, &user.email, client_address).await?;
+    limits::reserve_guess(ctx, &user.email, client_address).await?;
     let transaction = client.transaction().await?;
     let right = check_proof(&transaction, sealer, user.id, &factor.sealed_secret, &proof).await?;
     if !right {
@@ -185,7 +183,7 @@ pub async fn disable(
     .await?;
     transaction.commit().await?;
     ctx.outbox.wake();
-    guesses::settle(ctx, &user.email, client_address, true).await?;
+    limits::settle_guess(ctx, &user.email, client_address, true).await?;
     tracing::info!(user_id = %user.id, "second factor disabled");
     Ok(())
 }
@@ -236,7 +234,7 @@ pub async fn complete_login(
         .ok_or(ServiceError::InvalidMfaLogin)?;
     // Reserved before the code is looked at, so parallel guesses never
     // overshoot the account's limit.
-    guesses::reserve(ctx, &user.email, client_address).await?;
+    limits::reserve_guess(ctx, &user.email, client_address).await?;
     let factor = mfa::find_factor(&transaction, user.id)
         .await?
         .filter(|f| f.enabled)
@@ -251,7 +249,7 @@ pub async fn complete_login(
     }
     mfa::spend_challenge(&transaction, &token_hash).await?;
     transaction.commit().await?;
-    let started = auth::start_session(
+    let started = session::start(
         ctx,
         &user,
         challenge.password_version,
@@ -261,12 +259,10 @@ pub async fn complete_login(
     .await?;
     let Some(tokens) = started else {
         // The password changed since its step: a right code, no login.
-        guesses::settle(ctx, &user.email, client_address, true).await?;
+        limits::settle_guess(ctx, &user.email, client_address, true).await?;
         return Err(ServiceError::InvalidMfaLogin);
     };
-    ctx.limiter
-        .login_completed(&user.email, client_address)
-        .await?;
+    limits::login_completed(ctx, &user.email, client_address).await?;
     metrics::counter!("auth_mfa_total", "outcome" => "success").increment(1);
     metrics::counter!("auth_logins_total", "outcome" => "success").increment(1);
     Ok(tokens)

@@ -4,11 +4,13 @@
 
 pub mod auth;
 mod context;
-mod guesses;
+mod credentials;
 pub mod jobs;
+mod limits;
 pub mod mfa;
 pub mod password_reset;
 mod recovery;
+pub mod registration;
 pub mod retention;
 pub mod seams;
 pub mod sessions;

@@ -6,7 +6,8 @@
 use std::net::IpAddr;
 
 use super::AppContext;
-use super::{ServiceError, auth, db, jobs};
+use super::limits::{self, EmailLimit};
+use super::{ServiceError, credentials, db, jobs};
 use crate::domain::Email;
 use crate::messaging::jobs::{JobKind, JobMessage};
 use crate::repositories::sessions::RevokeReason;
@@ -21,19 +22,8 @@ pub async fn request(
     client_address: IpAddr,
     correlation_id: &str,
 ) -> Result<(), ServiceError> {
-    auth::reserve_email_request(ctx, client_address).await?;
-    if let Err(limited) = ctx
-        .limiter
-        .reserve_email(
-            "reset",
-            email.as_str(),
-            ctx.config.reset_max_requests_per_email,
-            ctx.config.reset_request_window,
-        )
-        .await?
-    {
-        return Err(auth::refused_by("reset_per_email")(limited));
-    }
+    limits::reserve_email_request(ctx, client_address).await?;
+    limits::reserve_per_email(ctx, EmailLimit::Reset, email.as_str()).await?;
     let mut client = db(&ctx.db).await?;
     let transaction = client.transaction().await?;
     let user = users::find_active_user_by_email(&transaction, email.as_str()).await?;
@@ -89,8 +79,8 @@ pub async fn confirm(
             .await?
             .ok_or(ServiceError::InvalidResetToken)?
     };
-    let hash = super::auth::hash_new_password(ctx, &user, new_password).await?;
-    auth::replace_password(
+    let hash = credentials::hash_new_password(ctx, &user, new_password).await?;
+    credentials::replace_password(
         ctx,
         &user,
         &hash,

@@ -1,11 +1,16 @@
-//! The signed-in user's sessions.
+//! Sessions: started by a login, issuing their tokens, listed, ended one
+//! by one or all at once.
 
 use uuid::Uuid;
 
 use super::AppContext;
 use super::{ServiceError, db};
-use crate::repositories::sessions::{self, RevokeReason, SessionRecord};
-use crate::security::jwt::Claims;
+use crate::repositories::sessions::{
+    self, Lifetimes, NewSession, RevokeReason, SessionRecord, TokenOwner,
+};
+use crate::repositories::users::UserRecord;
+use crate::security::jwt::{AccessToken, Claims};
+use crate::security::tokens::OpaqueToken;
 
 pub async fn list(ctx: &AppContext, user_id: Uuid) -> Result<Vec<SessionRecord>, ServiceError> {
     let client = db(&ctx.db).await?;
@@ -40,4 +45,109 @@ pub async fn delete(
     .await?;
     tracing::info!(user_id = %claims.sub, session_id = %session_id, "session deleted");
     Ok(())
+}
+
+/// Longest user agent kept with a session.
+const MAX_USER_AGENT_CHARS: usize = 512;
+
+/// What a login or refresh hands the client.
+pub struct IssuedTokens {
+    pub access: AccessToken,
+    /// The refresh token text, for the cookie.
+    pub refresh: String,
+}
+
+/// Starts a session for `user` and issues its tokens, if the password is
+/// still at `password_version` (the one the login verified); `None`
+/// otherwise.
+pub(crate) async fn start(
+    ctx: &AppContext,
+    user: &UserRecord,
+    password_version: i32,
+    user_agent: Option<&str>,
+    amr: Vec<String>,
+) -> Result<Option<IssuedTokens>, ServiceError> {
+    let session_id = Uuid::new_v4();
+    let refresh = OpaqueToken::generate();
+    let started = sessions::create_session(
+        &db(&ctx.db).await?,
+        &NewSession {
+            session_id,
+            user_id: user.id,
+            user_agent,
+            password_version,
+            amr: amr.clone(),
+        },
+        &refresh.hash,
+        lifetimes(ctx),
+    )
+    .await?;
+    if !started {
+        return Ok(None);
+    }
+    let access = ctx
+        .jwt
+        .issue(user.id, session_id, user.email_verified, amr)?;
+    tracing::info!(user_id = %user.id, session_id = %session_id, "logged in");
+    Ok(Some(IssuedTokens {
+        access,
+        refresh: refresh.text,
+    }))
+}
+
+pub(crate) fn issue(
+    ctx: &AppContext,
+    owner: TokenOwner,
+    refresh: OpaqueToken,
+) -> Result<IssuedTokens, ServiceError> {
+    let access = ctx.jwt.issue(
+        owner.user_id,
+        owner.session_id,
+        owner.email_verified,
+        owner.amr,
+    )?;
+    Ok(IssuedTokens {
+        access,
+        refresh: refresh.text,
+    })
+}
+
+/// Sets the user's "not before" mark, then revokes their sessions except
+/// `keep`. The mark comes first so no access token outlives a failure.
+pub(crate) async fn end_all(
+    ctx: &AppContext,
+    user_id: Uuid,
+    keep: Option<Uuid>,
+    reason: RevokeReason,
+) -> Result<Vec<Uuid>, ServiceError> {
+    let mark = crate::security::jwt::unix_micros(time::OffsetDateTime::now_utc());
+    ctx.denylist
+        .set_not_before(user_id, mark, ctx.jwt.ttl())
+        .await?;
+    let client = db(&ctx.db).await?;
+    let revoked = sessions::revoke_all_sessions(&client, user_id, keep, reason).await?;
+    // Tokens a racing refresh issued after the mark die with their session.
+    ctx.denylist
+        .deny(user_id, None, &revoked, ctx.jwt.ttl())
+        .await?;
+    Ok(revoked)
+}
+
+pub(crate) fn refresh_ttl_seconds(ctx: &AppContext) -> i64 {
+    ctx.config.refresh_token_ttl.as_secs() as i64
+}
+
+fn lifetimes(ctx: &AppContext) -> Lifetimes {
+    Lifetimes {
+        refresh_seconds: refresh_ttl_seconds(ctx),
+        session_max_seconds: ctx.config.session_max_lifetime.as_secs() as i64,
+    }
+}
+
+/// Kept for display in the sessions list: no control characters, bounded.
+pub(crate) fn clean_user_agent(raw: &str) -> String {
+    raw.chars()
+        .filter(|c| !c.is_control())
+        .take(MAX_USER_AGENT_CHARS)
+        .collect()
 }

@@ -5,7 +5,8 @@ use std::net::IpAddr;
 use uuid::Uuid;
 
 use super::AppContext;
-use super::{ServiceError, auth, db, jobs};
+use super::limits::{self, EmailLimit};
+use super::{ServiceError, credentials, db, jobs};
 use crate::domain::FullName;
 use crate::messaging::jobs::JobKind;
 use crate::repositories::sessions::RevokeReason;
@@ -17,22 +18,6 @@ pub async fn me(ctx: &AppContext, user_id: Uuid) -> Result<UserRecord, ServiceEr
     users::find_active_user(&client, user_id)
         .await?
         .ok_or(ServiceError::Unauthenticated)
-}
-
-/// The signed-in user, after the current password was checked again (a
-/// wrong one counts against the login limits, so a stolen access token
-/// cannot be used to guess it).
-pub(crate) async fn me_with_password(
-    ctx: &AppContext,
-    claims: &Claims,
-    current_password: &str,
-    client_address: IpAddr,
-) -> Result<UserRecord, ServiceError> {
-    let user = me(ctx, claims.sub).await?;
-    if !super::auth::verify_limited(ctx, &user, current_password, client_address).await? {
-        return Err(ServiceError::WrongCurrentPassword);
-    }
-    Ok(user)
 }
 
 pub async fn update_full_name(
@@ -59,9 +44,9 @@ pub async fn change_password(
     client_address: IpAddr,
     correlation_id: &str,
 ) -> Result<(), ServiceError> {
-    let user = me_with_password(ctx, claims, current_password, client_address).await?;
-    let hash = super::auth::hash_new_password(ctx, &user, new_password).await?;
-    super::auth::replace_password(
+    let user = credentials::me_with_password(ctx, claims, current_password, client_address).await?;
+    let hash = credentials::hash_new_password(ctx, &user, new_password).await?;
+    credentials::replace_password(
         ctx,
         &user,
         &hash,
@@ -93,33 +78,27 @@ pub async fn request_email_change(
     if !me(ctx, claims.sub).await?.email_verified {
         return Err(ServiceError::EmailNotVerified);
     }
-    let user = me_with_password(ctx, claims, current_password, client_address).await?;
+    let user = credentials::me_with_password(ctx, claims, current_password, client_address).await?;
     if new_email.as_str() == user.email {
         return Err(ServiceError::invalid(
             "new_email",
             "is already this account's address",
         ));
     }
-    auth::reserve_email_request(ctx, client_address).await?;
+    limits::reserve_email_request(ctx, client_address).await?;
     let mut client = db(&ctx.db).await?;
     // Taken now is a 409 now; taken by the time the link is opened is a
     // 409 then (the unique index decides).
     if users::email_exists(&client, new_email.as_str()).await? {
         return Err(ServiceError::EmailTaken);
     }
-    let under_limit = ctx
-        .limiter
-        .reserve_email(
-            "verify",
-            new_email.as_str(),
-            ctx.config.verify_max_requests_per_email,
-            auth::ADDRESS_LIMIT_WINDOW,
-        )
-        .await?
-        .is_ok();
-    if !under_limit {
-        metrics::counter!("rate_limit_refusals_total", "limit" => "verify_per_email").increment(1);
-    }
+    // Past the limit the answer stays the same: only the mail is held back.
+    let under_limit =
+        match limits::reserve_per_email(ctx, EmailLimit::Verify, new_email.as_str()).await {
+            Ok(()) => true,
+            Err(ServiceError::RateLimited { .. }) => false,
+            Err(other) => return Err(other),
+        };
     let transaction = client.transaction().await?;
     if under_limit {
         jobs::enqueue(
@@ -156,7 +135,7 @@ pub async fn delete_account(
     client_address: IpAddr,
     correlation_id: &str,
 ) -> Result<(), ServiceError> {
-    let user = me_with_password(ctx, claims, current_password, client_address).await?;
+    let user = credentials::me_with_password(ctx, claims, current_password, client_address).await?;
     let mark = crate::security::jwt::unix_micros(time::OffsetDateTime::now_utc());
     ctx.denylist
         .set_not_before(user.id, mark, ctx.jwt.ttl())

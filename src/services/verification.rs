@@ -6,7 +6,8 @@
 use std::net::IpAddr;
 
 use super::AppContext;
-use super::{ServiceError, auth, db, jobs};
+use super::limits::{self, EmailLimit};
+use super::{ServiceError, db, jobs};
 use crate::domain::Email;
 use crate::messaging::jobs::JobKind;
 use crate::repositories::email_tokens::{self, Purpose};
@@ -22,16 +23,8 @@ pub async fn request(
     client_address: IpAddr,
     correlation_id: &str,
 ) -> Result<(), ServiceError> {
-    auth::reserve_email_request(ctx, client_address).await?;
-    ctx.limiter
-        .reserve_email(
-            "verify",
-            email.as_str(),
-            ctx.config.verify_max_requests_per_email,
-            auth::ADDRESS_LIMIT_WINDOW,
-        )
-        .await?
-        .map_err(auth::refused_by("verify_per_email"))?;
+    limits::reserve_email_request(ctx, client_address).await?;
+    limits::reserve_per_email(ctx, EmailLimit::Verify, email.as_str()).await?;
     let mut client = db(&ctx.db).await?;
     let transaction = client.transaction().await?;
     let user = users::find_active_user_by_email(&transaction, email.as_str()).await?;

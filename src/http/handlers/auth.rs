@@ -13,7 +13,9 @@ use crate::http::layers::correlation_id::CorrelationId;
 use crate::http::problem::ProblemDocument;
 use crate::http::{ApiError, Request, Response, empty, json};
 use crate::services::AppState;
-use crate::services::auth::{self, IssuedTokens};
+use crate::services::auth;
+use crate::services::registration::{self, Registration};
+use crate::services::sessions::IssuedTokens;
 
 pub const REFRESH_COOKIE: &str = "refresh_token";
 /// The refresh cookie is only ever sent to the auth endpoints.
@@ -88,12 +90,12 @@ pub async fn register(state: AppState, request: Request) -> Result<Response, Api
     let address = extract::client_ip(&request, &state.config.trusted_proxies);
     let correlation_id = CorrelationId::of(&request);
     let body: RegisterRequest = extract::json(request).await?;
-    let form = auth::Registration {
+    let form = Registration {
         email: body.email,
         password: body.password,
         full_name: body.full_name,
     };
-    let user = auth::register(&state, address, form, correlation_id.as_str()).await?;
+    let user = registration::register(&state, address, form, correlation_id.as_str()).await?;
     json(StatusCode::CREATED, &UserResponse::from(user))
 }
 

@@ -49,22 +49,30 @@ pub async fn reset_password(state: AppState, request: Request) -> Result<Respons
 /// that no longer works says so at once.
 pub async fn verify_email(state: AppState, request: Request) -> Result<Response, ApiError> {
     let token = token_of(&request);
-    let (link, prompt, button) = match verification::live_purpose(&state, &token).await? {
+    let (link, heading, prompt, button) = match verification::live_purpose(&state, &token).await? {
         Some(Purpose::VerifyEmail) => (
             "verify",
+            "Verify your email address",
             "Confirm that this address is yours.",
             "Verify my email address",
         ),
         Some(Purpose::ChangeEmail) => (
             "change",
+            "Confirm your new email address",
             "Your account asked to use this address from now on. If that was you, confirm it; if not, close this page and nothing changes.",
             "Use this address for my account",
         ),
-        None => ("spent", "", "Verify my email address"),
+        None => (
+            "spent",
+            "Verify your email address",
+            "",
+            "Verify my email address",
+        ),
     };
     let body = VERIFY_HTML
         .replace("{{token}}", &crate::mail::html_escape(&token))
         .replace("{{link}}", link)
+        .replace("{{heading}}", heading)
         .replace("{{prompt}}", prompt)
         .replace("{{button}}", button);
     Ok(page(StatusCode::OK, body))
