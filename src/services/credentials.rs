@@ -116,9 +116,15 @@ pub(crate) async fn replace_password(
         });
     }
     let revoked = sessions::revoke_all_sessions(&transaction, user.id, keep, reason).await?;
-    jobs::enqueue(&transaction, notice, user.id, &user.email, correlation_id).await?;
-    transaction.commit().await?;
-    ctx.outbox.wake();
+    jobs::enqueue_and_commit(
+        ctx,
+        transaction,
+        notice,
+        user.id,
+        &user.email,
+        correlation_id,
+    )
+    .await?;
     ctx.denylist
         .deny(user.id, None, &revoked, ctx.jwt.ttl())
         .await?;

@@ -2,11 +2,28 @@
 //! job in the same transaction as the change that causes it, then wakes the
 //! relay once that transaction has committed.
 
-use deadpool_postgres::GenericClient;
+use deadpool_postgres::{GenericClient, Transaction};
 use uuid::Uuid;
 
+use super::{AppContext, ServiceError};
 use crate::messaging::jobs::{JobKind, JobMessage};
 use crate::repositories::outbox;
+
+/// The usual tail of a change that mails someone: writes `kind` for the
+/// user in the change's transaction, commits both, then wakes the relay.
+pub async fn enqueue_and_commit(
+    ctx: &AppContext,
+    transaction: Transaction<'_>,
+    kind: JobKind,
+    user_id: Uuid,
+    email: &str,
+    correlation_id: &str,
+) -> Result<(), ServiceError> {
+    enqueue(&transaction, kind, user_id, email, correlation_id).await?;
+    transaction.commit().await?;
+    ctx.outbox.wake();
+    Ok(())
+}
 
 /// Writes `kind` for the user into the outbox; returns the job id.
 pub async fn enqueue(

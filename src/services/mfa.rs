@@ -124,16 +124,15 @@ pub async fn confirm(
     )
     .await?;
     super::recovery::end_pending_links(&transaction, user.id).await?;
-    jobs::enqueue(
-        &transaction,
+    jobs::enqueue_and_commit(
+        ctx,
+        transaction,
         JobKind::MfaEnabledNotice,
         user.id,
         &user.email,
         correlation_id,
     )
     .await?;
-    transaction.commit().await?;
-    ctx.outbox.wake();
     // Their access tokens die with their sessions; the caller's lives on.
     ctx.denylist
         .deny(user.id, None, &ended, ctx.jwt.ttl())
@@ -173,16 +172,15 @@ pub async fn disable(
     }
     mfa::remove(&transaction, user.id).await?;
     super::recovery::end_pending_links(&transaction, user.id).await?;
-    jobs::enqueue(
-        &transaction,
+    jobs::enqueue_and_commit(
+        ctx,
+        transaction,
         JobKind::MfaDisabledNotice,
         user.id,
         &user.email,
         correlation_id,
     )
     .await?;
-    transaction.commit().await?;
-    ctx.outbox.wake();
     limits::settle_guess(ctx, &user.email, client_address, true).await?;
     tracing::info!(user_id = %user.id, "second factor disabled");
     Ok(())

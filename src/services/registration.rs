@@ -68,16 +68,15 @@ pub async fn register(
     )
     .await?
     .ok_or(ServiceError::EmailTaken)?;
-    jobs::enqueue(
-        &transaction,
+    jobs::enqueue_and_commit(
+        ctx,
+        transaction,
         JobKind::VerifyEmail,
         user.id,
         &user.email,
         correlation_id,
     )
     .await?;
-    transaction.commit().await?;
-    ctx.outbox.wake();
     tracing::info!(user_id = %user.id, "user registered");
     Ok(user)
 }

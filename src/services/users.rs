@@ -110,16 +110,15 @@ pub async fn request_email_change(
         )
         .await?;
     }
-    jobs::enqueue(
-        &transaction,
+    jobs::enqueue_and_commit(
+        ctx,
+        transaction,
         JobKind::EmailChangeRequestedNotice,
         user.id,
         &user.email,
         correlation_id,
     )
     .await?;
-    transaction.commit().await?;
-    ctx.outbox.wake();
     tracing::info!(user_id = %user.id, link_mailed = under_limit, "email change requested");
     Ok(())
 }

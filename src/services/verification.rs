@@ -31,16 +31,15 @@ pub async fn request(
     let Some(user) = user.filter(|u| !u.email_verified) else {
         return Ok(());
     };
-    jobs::enqueue(
-        &transaction,
+    jobs::enqueue_and_commit(
+        ctx,
+        transaction,
         JobKind::VerifyEmail,
         user.id,
         &user.email,
         correlation_id,
     )
     .await?;
-    transaction.commit().await?;
-    ctx.outbox.wake();
     Ok(())
 }
 
@@ -88,16 +87,15 @@ pub async fn confirm(
                 &token_hash,
             )
             .await?;
-            jobs::enqueue(
-                &transaction,
+            jobs::enqueue_and_commit(
+                ctx,
+                transaction,
                 JobKind::EmailChangedNotice,
                 spent.user_id,
                 &old_email,
                 correlation_id,
             )
             .await?;
-            transaction.commit().await?;
-            ctx.outbox.wake();
             tracing::info!(user_id = %spent.user_id, "email changed");
         }
     }
