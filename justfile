@@ -22,7 +22,7 @@ test:
     @just checks
 
 # The checks of `just test`, once the services answer.
-checks: fmt-check clippy test-suite test-cluster openapi-check schemathesis ts-client-test browser-test bench-smoke promtool-check k8s-validate
+checks: fmt-check clippy src-shape test-suite test-cluster openapi-check schemathesis ts-client-test browser-test bench-smoke promtool-check k8s-validate
 
 # Makes sure PostgreSQL, Redis and RabbitMQ answer on localhost; with none of
 # them running but Docker at hand, starts them from docker-compose.yml.
@@ -45,6 +45,11 @@ services:
 # Formatting check.
 fmt-check:
     cargo fmt --all -- --check
+
+# The shape of src/: no import circle between files; security, repositories
+# and domain import nothing above them; no file but config.rs over 500 lines.
+src-shape:
+    python3 tests/support/src-shape.py
 
 # Lints, warnings as errors.
 clippy:

@@ -18,6 +18,7 @@ use crate::messaging::relay::{OutboxSignal, run_backlog_gauge, run_relay};
 use crate::messaging::{Broker, Topology};
 use crate::security::jwt::JwtKeys;
 use crate::security::password::PasswordHasher;
+use crate::security::verified::VerifiedTokens;
 use crate::services::{AppContext, AppState};
 use crate::worker::JobContext;
 use crate::{cache, db, services, telemetry, worker};
@@ -46,6 +47,10 @@ async fn open_resources(
     );
     Ok(Resources { db, broker })
 }
+
+/// Access tokens whose verification each api process remembers: a few
+/// hundred bytes each, some MiB at most.
+const VERIFIED_TOKENS: usize = 16_384;
 
 /// Runs the API on `listener` until `shutdown` is cancelled.
 pub async fn run_api(
@@ -80,7 +85,13 @@ pub async fn run_api(
         password_policy: PasswordPolicy {
             min_chars: config.password_min_length,
         },
-        jwt: Arc::new(JwtKeys::new(&config)),
+        jwt: Arc::new(JwtKeys::new(
+            config.jwt_keys.clone(),
+            &config.jwt_issuer,
+            &config.jwt_audience,
+            config.access_token_ttl,
+        )),
+        verified_tokens: Arc::new(VerifiedTokens::new(VERIFIED_TOKENS)),
         denylist: Denylist::new(redis.clone(), keys.clone()),
         limiter: RateLimiter::new(redis.clone(), keys),
         outbox: outbox.clone(),

@@ -61,13 +61,7 @@ pub enum MailTransport {
     Smtp { host: String, port: u16 },
 }
 
-/// Argon2id cost parameters (CONTRACT.md, "Authentication model").
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Argon2Params {
-    pub memory_kib: u32,
-    pub iterations: u32,
-    pub parallelism: u32,
-}
+pub use crate::security::password::Argon2Params;
 
 /// Where the process runs; development relaxes the refusal of published
 /// example secrets, nothing else.

@@ -9,7 +9,7 @@ use redis::Script;
 use uuid::Uuid;
 
 use super::{Keys, Redis};
-use crate::security::jwt::Claims;
+use crate::security::claims::Claims;
 
 static SET_IF_LATER: LazyLock<Script> = LazyLock::new(|| {
     Script::new(

@@ -18,19 +18,6 @@ pub async fn insert_request(
     Ok(())
 }
 
-/// Serialises token changes of one user until the transaction ends, so two
-/// jobs of one user cannot both leave a live token.
-pub async fn lock_user_tokens(
-    client: &impl GenericClient,
-    user_id: Uuid,
-) -> Result<(), tokio_postgres::Error> {
-    // The two-key form: its key space is apart from the job locks'.
-    const SQL: &str = "SELECT pg_advisory_xact_lock(7, hashtext($1::text))";
-    let statement = client.prepare_cached(SQL).await?;
-    client.execute(&statement, &[&user_id.to_string()]).await?;
-    Ok(())
-}
-
 /// Stores the token of a request's job. A job handled again (after a crash
 /// between its email and its ledger row) replaces its own token, so the
 /// request keeps one working link, the one in the newest email. False when

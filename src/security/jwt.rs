@@ -1,54 +1,18 @@
-//! Access tokens: JWTs with the claims of CONTRACT.md, "Authentication
+//! Access tokens: JWTs with the [`Claims`] of CONTRACT.md, "Authentication
 //! model", signed with the first key of the [`KeySet`] and verified with
 //! whichever key the header's `kid` names (CONTRACT.md, "Signing keys and
-//! JWKS"). `iat_us`, the issue time in microseconds, is what the per-user
-//! "not before" mark is compared with: `iat` has whole seconds only, and a
-//! token issued just after the mark in the same second must keep working.
+//! JWKS"). Every call verifies the signature; the cache of tokens already
+//! verified sits beside this, in [`super::verified`].
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use jsonwebtoken::{Algorithm, Header, Validation};
-use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::claims::{AccessToken, Claims, unix_micros};
 use super::keys::KeySet;
-use super::verified::VerifiedTokens;
-use crate::config::Config;
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Claims {
-    pub sub: Uuid,
-    pub jti: Uuid,
-    pub iat: i64,
-    pub exp: i64,
-    pub iss: String,
-    pub aud: String,
-    /// The session (refresh-token family) this token came from.
-    pub sid: Uuid,
-    /// How the user authenticated (RFC 8176): `["pwd"]`, or `["pwd","otp"]`
-    /// after a second factor.
-    #[serde(default)]
-    pub amr: Vec<String>,
-    #[serde(default)]
-    pub email_verified: bool,
-    /// Issue time in microseconds since the Unix epoch.
-    pub iat_us: i64,
-}
-
-impl Claims {
-    /// Seconds until `exp`, at least 1 (a Redis TTL must be positive).
-    pub fn remaining(&self, now: time::OffsetDateTime) -> Duration {
-        Duration::from_secs((self.exp - now.unix_timestamp()).max(1) as u64)
-    }
-}
-
-/// A signed token and its claims.
-pub struct AccessToken {
-    pub token: String,
-    pub claims: Claims,
-}
 
 pub struct JwtKeys {
     keys: Arc<KeySet>,
@@ -60,22 +24,19 @@ pub struct JwtKeys {
     issuer: String,
     audience: String,
     ttl: Duration,
-    verified: VerifiedTokens,
 }
 
-/// Verified tokens kept per process: a few hundred bytes each, some MiB at most.
-const VERIFIED_CAPACITY: usize = 16_384;
-
 impl JwtKeys {
-    pub fn new(config: &Config) -> Self {
-        let keys = config.jwt_keys.clone();
+    /// Signs with the first key of `keys` and verifies with any of them,
+    /// for tokens of `issuer` to `audience` that live `ttl`.
+    pub fn new(keys: Arc<KeySet>, issuer: &str, audience: &str, ttl: Duration) -> Self {
         let signing = keys.signing();
         let mut header = Header::new(signing.algorithm);
         header.kid = signing.kid.clone();
         let validation = |algorithm| {
             let mut validation = Validation::new(algorithm);
-            validation.set_issuer(&[&config.jwt_issuer]);
-            validation.set_audience(&[&config.jwt_audience]);
+            validation.set_issuer(&[issuer]);
+            validation.set_audience(&[audience]);
             validation.set_required_spec_claims(&["exp", "iat", "sub", "iss", "aud"]);
             validation.leeway = 0;
             validation.validate_nbf = false;
@@ -89,10 +50,9 @@ impl JwtKeys {
             keys,
             header,
             validations,
-            issuer: config.jwt_issuer.clone(),
-            audience: config.jwt_audience.clone(),
-            ttl: config.access_token_ttl,
-            verified: VerifiedTokens::new(VERIFIED_CAPACITY),
+            issuer: issuer.to_owned(),
+            audience: audience.to_owned(),
+            ttl,
         }
     }
 
@@ -135,17 +95,6 @@ impl JwtKeys {
     /// a `kid` not in the set, an `alg` other than its key's, a bad
     /// signature, a wrong issuer or audience.
     pub fn verify(&self, token: &str) -> Option<Claims> {
-        let now = time::OffsetDateTime::now_utc().unix_timestamp();
-        let digest = VerifiedTokens::digest(token);
-        if let Some(claims) = self.verified.get(&digest, now) {
-            return Some(claims);
-        }
-        let claims = self.verify_signature(token)?;
-        self.verified.insert(digest, claims.clone(), now);
-        Some(claims)
-    }
-
-    fn verify_signature(&self, token: &str) -> Option<Claims> {
         let header = jsonwebtoken::decode_header(token).ok()?;
         let key = self.keys.verifying(header.kid.as_deref())?;
         if header.alg != key.algorithm {
@@ -158,10 +107,6 @@ impl JwtKeys {
     }
 }
 
-pub fn unix_micros(time: time::OffsetDateTime) -> i64 {
-    (time.unix_timestamp_nanos() / 1_000) as i64
-}
-
 #[cfg(test)]
 mod tests {
     use base64::Engine;
@@ -170,25 +115,24 @@ mod tests {
     use super::*;
     use crate::security::keys::{SigningAlgorithm, generate};
 
-    fn config(secret: &str) -> Config {
-        let vars: HashMap<String, String> = [
-            ("DATABASE_URL", "postgres://x@127.0.0.1/x"),
-            ("REDIS_URL", "redis://127.0.0.1"),
-            ("AMQP_URL", "amqp://127.0.0.1"),
-            ("JWT_SECRET", secret),
-            ("JWT_ALGORITHM", "HS256"),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect();
-        Config::from_vars(vars).unwrap()
+    fn jwt(keys: KeySet) -> JwtKeys {
+        JwtKeys::new(
+            Arc::new(keys),
+            "portcullis",
+            "portcullis",
+            Duration::from_secs(900),
+        )
+    }
+
+    fn config(secret: &str) -> KeySet {
+        KeySet::hs256(secret.as_bytes())
     }
 
     const SECRET: &str = "0123456789abcdef0123456789abcdef";
 
     #[test]
     fn an_issued_token_verifies_with_the_contract_claims() {
-        let keys = JwtKeys::new(&config(SECRET));
+        let keys = jwt(config(SECRET));
         let (user, session) = (Uuid::new_v4(), Uuid::new_v4());
         let issued = keys.issue(user, session, true, vec!["pwd".into()]).unwrap();
         let claims = keys.verify(&issued.token).unwrap();
@@ -203,8 +147,8 @@ mod tests {
 
     #[test]
     fn a_token_signed_with_another_key_is_refused() {
-        let ours = JwtKeys::new(&config(SECRET));
-        let theirs = JwtKeys::new(&config("another-secret-of-32-bytes-or-more!!"));
+        let ours = jwt(config(SECRET));
+        let theirs = jwt(config("another-secret-of-32-bytes-or-more!!"));
         let forged = theirs
             .issue(Uuid::new_v4(), Uuid::new_v4(), false, vec!["pwd".into()])
             .unwrap();
@@ -213,7 +157,7 @@ mod tests {
 
     #[test]
     fn alg_none_is_refused() {
-        let keys = JwtKeys::new(&config(SECRET));
+        let keys = jwt(config(SECRET));
         let issued = keys
             .issue(Uuid::new_v4(), Uuid::new_v4(), false, vec!["pwd".into()])
             .unwrap();
@@ -224,7 +168,7 @@ mod tests {
 
     #[test]
     fn an_expired_token_is_refused() {
-        let keys = JwtKeys::new(&config(SECRET));
+        let keys = jwt(config(SECRET));
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
         let claims = Claims {
             sub: Uuid::new_v4(),
@@ -245,15 +189,15 @@ mod tests {
 
     #[test]
     fn garbage_is_refused() {
-        let keys = JwtKeys::new(&config(SECRET));
+        let keys = jwt(config(SECRET));
         for token in ["", "a.b.c", "not a token", "...."] {
             assert!(keys.verify(token).is_none());
         }
     }
 
-    /// Configuration with fresh asymmetric keys: `signing` first, then
-    /// `others`, all written to a temporary directory.
-    fn asymmetric(algorithm: SigningAlgorithm, count: usize) -> (Config, Vec<String>) {
+    /// A set of `count` fresh asymmetric keys, the first signing, loaded
+    /// from files in a temporary directory.
+    fn asymmetric(algorithm: SigningAlgorithm, count: usize) -> (KeySet, Vec<String>) {
         let dir = std::env::temp_dir().join(format!("portcullis-jwt-{}", Uuid::new_v4()));
         std::fs::create_dir_all(&dir).unwrap();
         let mut paths = Vec::new();
@@ -262,30 +206,19 @@ mod tests {
             let (pem, kid) = generate(algorithm).unwrap();
             let path = dir.join(format!("{i}.pem"));
             std::fs::write(&path, pem).unwrap();
-            paths.push(path.display().to_string());
+            paths.push(path);
             kids.push(kid);
         }
-        let vars: HashMap<String, String> = [
-            ("DATABASE_URL", "postgres://x@127.0.0.1/x"),
-            ("REDIS_URL", "redis://127.0.0.1"),
-            ("AMQP_URL", "amqp://127.0.0.1"),
-            ("JWT_SECRET", SECRET),
-            ("JWT_ALGORITHM", algorithm.as_str()),
-            ("JWT_SIGNING_KEYS", &paths.join(",")),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect();
-        let config = Config::from_vars(vars).unwrap();
+        let keys = KeySet::load(algorithm, &paths).unwrap();
         let _ = std::fs::remove_dir_all(&dir);
-        (config, kids)
+        (keys, kids)
     }
 
     #[test]
     fn asymmetric_tokens_name_their_key_and_verify() {
         for algorithm in [SigningAlgorithm::EdDsa, SigningAlgorithm::Es256] {
             let (config, kids) = asymmetric(algorithm, 2);
-            let keys = JwtKeys::new(&config);
+            let keys = jwt(config);
             let issued = keys
                 .issue(Uuid::new_v4(), Uuid::new_v4(), false, vec!["pwd".into()])
                 .unwrap();
@@ -300,9 +233,9 @@ mod tests {
     #[test]
     fn a_kid_not_in_the_set_or_a_switched_alg_is_refused() {
         let (config, _) = asymmetric(SigningAlgorithm::EdDsa, 1);
-        let ours = JwtKeys::new(&config);
+        let ours = jwt(config);
         let (other, _) = asymmetric(SigningAlgorithm::EdDsa, 1);
-        let theirs = JwtKeys::new(&other);
+        let theirs = jwt(other);
         let foreign = theirs
             .issue(Uuid::new_v4(), Uuid::new_v4(), false, vec!["pwd".into()])
             .unwrap();

@@ -1,6 +1,7 @@
 //! Cryptography: password hashing, access tokens and their signing keys,
 //! opaque random tokens.
 
+pub mod claims;
 pub mod jwt;
 pub mod keys;
 pub mod password;

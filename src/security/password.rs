@@ -29,7 +29,13 @@ use argon2::password_hash::phc::{Output, ParamsString, Salt};
 use argon2::{Algorithm, Argon2, Block, Params, PasswordHash, Version};
 use tokio::sync::Semaphore;
 
-use crate::config::Argon2Params;
+/// Argon2id cost parameters (CONTRACT.md, "Authentication model").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Argon2Params {
+    pub memory_kib: u32,
+    pub iterations: u32,
+    pub parallelism: u32,
+}
 
 /// One turn on the hasher; moved into the job that uses it.
 pub struct HasherPermit {

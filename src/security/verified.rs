@@ -11,7 +11,7 @@ use std::sync::Mutex;
 
 use sha2::{Digest, Sha256};
 
-use super::jwt::Claims;
+use super::claims::Claims;
 
 const SHARDS: usize = 16;
 
@@ -35,6 +35,24 @@ impl VerifiedTokens {
 
     fn shard(&self, digest: &[u8; 32]) -> &Mutex<HashMap<[u8; 32], Claims>> {
         &self.shards[usize::from(digest[0]) % SHARDS]
+    }
+
+    /// The claims of `token`: from here if it was verified before and has
+    /// not expired, else from `verify` (the signature check), kept here if
+    /// it passes.
+    pub fn verify_with(
+        &self,
+        token: &str,
+        verify: impl FnOnce(&str) -> Option<Claims>,
+    ) -> Option<Claims> {
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let digest = Self::digest(token);
+        if let Some(claims) = self.get(&digest, now) {
+            return Some(claims);
+        }
+        let claims = verify(token)?;
+        self.insert(digest, claims.clone(), now);
+        Some(claims)
     }
 
     /// The claims of a token verified before and not yet expired at `now`.

@@ -11,7 +11,7 @@ use crate::domain::Email;
 use crate::messaging::jobs::JobKind;
 use crate::repositories::sessions::{self, RevokeReason};
 use crate::repositories::users;
-use crate::security::jwt::Claims;
+use crate::security::claims::Claims;
 use crate::security::tokens::{OpaqueToken, hash_token, looks_like_token};
 
 /// How a refresh was answered, for `auth_refresh_total{outcome}`.

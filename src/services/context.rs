@@ -14,6 +14,7 @@ use crate::messaging::Broker;
 use crate::messaging::relay::OutboxSignal;
 use crate::security::jwt::JwtKeys;
 use crate::security::password::PasswordHasher;
+use crate::security::verified::VerifiedTokens;
 
 /// What the API's services share.
 pub struct AppContext {
@@ -24,6 +25,8 @@ pub struct AppContext {
     pub hasher: PasswordHasher,
     pub password_policy: PasswordPolicy,
     pub jwt: Arc<JwtKeys>,
+    /// Access tokens already verified, beside the keys that verify them.
+    pub verified_tokens: Arc<VerifiedTokens>,
     pub denylist: Denylist,
     pub limiter: RateLimiter,
     /// Wakes the outbox relay after a job is committed.

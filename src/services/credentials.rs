@@ -13,7 +13,7 @@ use crate::messaging::jobs::JobKind;
 use crate::repositories::password_resets;
 use crate::repositories::sessions::{self, RevokeReason};
 use crate::repositories::users::{self, UserRecord};
-use crate::security::jwt::Claims;
+use crate::security::claims::Claims;
 
 /// Checks a new password against the policy: the cheap rules here, the
 /// strength estimate on the hashing threads (it can take a while on crafted
@@ -92,7 +92,7 @@ pub(crate) async fn replace_password(
     correlation_id: &str,
 ) -> Result<(), ServiceError> {
     // The mark comes first: if Redis fails, nothing has changed yet.
-    let mark = crate::security::jwt::unix_micros(time::OffsetDateTime::now_utc());
+    let mark = crate::security::claims::unix_micros(time::OffsetDateTime::now_utc());
     ctx.denylist
         .set_not_before(user.id, mark, ctx.jwt.ttl())
         .await?;

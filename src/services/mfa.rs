@@ -15,7 +15,7 @@ use crate::messaging::jobs::JobKind;
 use crate::repositories::mfa::{self, Challenge};
 use crate::repositories::sessions::{self, RevokeReason};
 use crate::repositories::users::{self, UserRecord};
-use crate::security::jwt::Claims;
+use crate::security::claims::Claims;
 use crate::security::tokens::{OpaqueToken, hash_token, looks_like_token};
 use crate::security::totp::{self, SecretBox};
 

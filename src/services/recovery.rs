@@ -7,7 +7,7 @@
 use deadpool_postgres::GenericClient;
 use uuid::Uuid;
 
-use crate::repositories::{email_tokens, password_resets, users};
+use crate::repositories::{email_tokens, links, password_resets, users};
 
 /// Supersedes every live link of the user (reset, verification, change of
 /// address) and marks the moment, so a link job requested before it and
@@ -17,7 +17,7 @@ pub(crate) async fn end_pending_links(
     client: &impl GenericClient,
     user_id: Uuid,
 ) -> Result<(), tokio_postgres::Error> {
-    password_resets::lock_user_tokens(client, user_id).await?;
+    links::lock_user_links(client, user_id).await?;
     users::revoke_links(client, user_id).await?;
     password_resets::supersede_live_tokens(client, user_id).await?;
     email_tokens::supersede_all(client, user_id).await?;

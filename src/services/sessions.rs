@@ -9,7 +9,7 @@ use crate::repositories::sessions::{
     self, Lifetimes, NewSession, RevokeReason, SessionRecord, TokenOwner,
 };
 use crate::repositories::users::UserRecord;
-use crate::security::jwt::{AccessToken, Claims};
+use crate::security::claims::{AccessToken, Claims};
 use crate::security::tokens::OpaqueToken;
 
 pub async fn list(ctx: &AppContext, user_id: Uuid) -> Result<Vec<SessionRecord>, ServiceError> {
@@ -120,7 +120,7 @@ pub(crate) async fn end_all(
     keep: Option<Uuid>,
     reason: RevokeReason,
 ) -> Result<Vec<Uuid>, ServiceError> {
-    let mark = crate::security::jwt::unix_micros(time::OffsetDateTime::now_utc());
+    let mark = crate::security::claims::unix_micros(time::OffsetDateTime::now_utc());
     ctx.denylist
         .set_not_before(user_id, mark, ctx.jwt.ttl())
         .await?;

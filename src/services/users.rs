@@ -11,7 +11,7 @@ use crate::domain::FullName;
 use crate::messaging::jobs::JobKind;
 use crate::repositories::sessions::RevokeReason;
 use crate::repositories::users::{self, UserRecord};
-use crate::security::jwt::Claims;
+use crate::security::claims::Claims;
 
 pub async fn me(ctx: &AppContext, user_id: Uuid) -> Result<UserRecord, ServiceError> {
     let client = db(&ctx.db).await?;
@@ -135,7 +135,7 @@ pub async fn delete_account(
     correlation_id: &str,
 ) -> Result<(), ServiceError> {
     let user = credentials::me_with_password(ctx, claims, current_password, client_address).await?;
-    let mark = crate::security::jwt::unix_micros(time::OffsetDateTime::now_utc());
+    let mark = crate::security::claims::unix_micros(time::OffsetDateTime::now_utc());
     ctx.denylist
         .set_not_before(user.id, mark, ctx.jwt.ttl())
         .await?;

@@ -2,7 +2,8 @@
 //! returns what to do with it; the consumer loop only acks, retries or
 //! dead-letters. A job id is handled at most once: a ledger row marks it
 //! done, and concurrent deliveries of one job wait for each other on an
-//! advisory lock held by the ledger's transaction.
+//! advisory lock held by the ledger's transaction. Between the ledger and
+//! the mail, `run` only routes: what each kind does is in [`super::jobs`].
 //!
 //! A link's token (reset, verification, new address) is committed (on a
 //! second connection) before the email goes out, so a link is never live
@@ -16,14 +17,12 @@ use std::sync::Arc;
 use deadpool_postgres::Pool;
 use uuid::Uuid;
 
-use super::emails;
+use super::jobs::{self, Prepared};
 use crate::config::Config;
 use crate::mail::{Mailer, OutgoingEmail};
 use crate::messaging::jobs::{JobKind, JobMessage};
 use crate::messaging::topology::JobQueue;
-use crate::repositories::email_tokens::{self, Purpose};
-use crate::repositories::{password_resets, processed_jobs, users};
-use crate::security::tokens::OpaqueToken;
+use crate::repositories::{processed_jobs, users};
 
 /// What the worker needs to handle jobs.
 pub struct JobContext {
@@ -123,83 +122,18 @@ async fn run(
     }) else {
         return skip(ledger, message, queue, "the user is gone; nothing to send").await;
     };
-    let text = match (kind, &user) {
+    let prepared = match (kind, &user) {
         (JobKind::PasswordResetLink, Some(user)) => {
-            // Random, stored only as its hash: nothing in logs, messages or
-            // the email's headers is enough to rebuild it (CONTRACT.md,
-            // "Signing keys and JWKS").
-            let token = OpaqueToken::generate();
-            let ttl = ctx.config.password_reset_ttl;
-            let mut writer = ctx.db.get().await?;
-            let tokens = writer.transaction().await?;
-            password_resets::lock_user_tokens(&tokens, user.id).await?;
-            if users::links_revoked_since(&tokens, user.id, message.requested_at).await? {
-                tokens.commit().await?;
-                return skip(ledger, message, queue, RECOVERED).await;
-            }
-            let live = password_resets::store_job_token(
-                &tokens,
-                message.job_id,
-                user.id,
-                &token.hash,
-                ttl.as_secs() as i64,
-            )
-            .await?;
-            if !live {
-                // Its link was used or superseded by a newer request: the
-                // email went out before, and a new link now would outlive it.
-                tokens.commit().await?;
-                return skip(ledger, message, queue, "the link was used or superseded").await;
-            }
-            password_resets::supersede_other_tokens(&tokens, user.id, &token.hash).await?;
-            tokens.commit().await?;
-            emails::reset_link(&ctx.config.public_url, &token.text, ttl)
+            jobs::reset_link::prepare(ctx, user, message).await?
         }
         (JobKind::VerifyEmail | JobKind::ChangeEmail, Some(user)) => {
-            let purpose = if kind == JobKind::VerifyEmail {
-                // Verified meanwhile, or no longer the account's address.
-                if user.email_verified || user.email != message.email {
-                    return skip(ledger, message, queue, "the address needs no link").await;
-                }
-                Purpose::VerifyEmail
-            } else {
-                Purpose::ChangeEmail
-            };
-            let token = OpaqueToken::generate();
-            let ttl = ctx.config.email_verification_ttl;
-            let mut writer = ctx.db.get().await?;
-            let tokens = writer.transaction().await?;
-            password_resets::lock_user_tokens(&tokens, user.id).await?;
-            if users::links_revoked_since(&tokens, user.id, message.requested_at).await? {
-                tokens.commit().await?;
-                return skip(ledger, message, queue, RECOVERED).await;
-            }
-            let live = email_tokens::store_job_token(
-                &tokens,
-                message.job_id,
-                user.id,
-                purpose,
-                &message.email,
-                &token.hash,
-                ttl.as_secs() as i64,
-            )
-            .await?;
-            if !live {
-                tokens.commit().await?;
-                return skip(ledger, message, queue, "the link was used or superseded").await;
-            }
-            email_tokens::supersede_others(&tokens, user.id, purpose, &token.hash).await?;
-            tokens.commit().await?;
-            match purpose {
-                Purpose::VerifyEmail => {
-                    emails::verify_link(&ctx.config.public_url, &token.text, ttl)
-                }
-                Purpose::ChangeEmail => {
-                    emails::change_link(&ctx.config.public_url, &token.text, ttl)
-                }
-            }
+            jobs::email_link::prepare(ctx, user, message, kind).await?
         }
-        (notice, _) => emails::notice(notice, &ctx.config.public_url),
+        (notice, _) => jobs::notice::prepare(ctx, notice),
+    };
+    let text = match prepared {
+        Prepared::Send(text) => text,
+        Prepared::Skip(why) => return skip(ledger, message, queue, why).await,
     };
     let email = OutgoingEmail {
         to: recipient,
@@ -215,10 +149,6 @@ async fn run(
     tracing::info!(job_id = %message.job_id, kind = kind.as_str(), "email sent");
     Ok(Outcome::Sent)
 }
-
-/// Why a link job asked for before the account recovered sends nothing
-/// (CONTRACT.md, "Recovery ends what an intruder left behind").
-const RECOVERED: &str = "the account recovered since the link was asked for";
 
 /// Records the job as done with nothing sent.
 async fn skip(

@@ -17,6 +17,7 @@
 
 mod emails;
 pub mod handler;
+pub mod jobs;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

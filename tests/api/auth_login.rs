@@ -1,6 +1,9 @@
 //! POST /api/v1/auth/login: tokens, cookie, claims, enumeration safety and
 //! the brute-force limits.
 
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
 use serde_json::json;
 
 use crate::helpers::*;
@@ -375,4 +378,92 @@ async fn parallel_correct_logins_are_not_refused() {
     let statuses = statuses_of(attempts).await;
 
     assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+}
+
+#[tokio::test]
+async fn a_login_that_verified_a_replaced_password_gets_no_session() {
+    let app = spawn_app().await;
+    let user = app.register_user().await;
+    let owner = app.login_user(&user).await;
+
+    // The attacker's login stops right after its password check until the
+    // owner's password change has committed.
+    let paused = Arc::new(tokio::sync::Notify::new());
+    let release = Arc::new(tokio::sync::Notify::new());
+    let armed: Arc<Mutex<Option<String>>> = Arc::new(Mutex::new(Some(user.email.clone())));
+    {
+        let (paused, release, armed) = (paused.clone(), release.clone(), armed.clone());
+        portcullis::services::seams::on_password_verified(move |email| {
+            let hit = {
+                let mut armed = armed.lock().unwrap();
+                if armed.as_deref() == Some(email) {
+                    armed.take()
+                } else {
+                    None
+                }
+            };
+            let (paused, release) = (paused.clone(), release.clone());
+            Box::pin(async move {
+                if hit.is_some() {
+                    paused.notify_one();
+                    release.notified().await;
+                }
+            })
+        });
+    }
+    let attacker = {
+        let client = app.client.clone();
+        let url = app.url("/api/v1/auth/login");
+        let body = serde_json::json!({"email": user.email, "password": user.password});
+        tokio::spawn(async move { client.post(url).json(&body).send().await.unwrap() })
+    };
+    tokio::time::timeout(Duration::from_secs(10), paused.notified())
+        .await
+        .expect("the attacker's login reached its password check");
+
+    let changed = app
+        .change_password(&owner.access, &user.password, OTHER_STRONG_PASSWORD)
+        .await;
+    assert_eq!(changed.status(), 204);
+    release.notify_one();
+    let response = attacker.await.unwrap();
+
+    assert_problem(response, 401, "invalid-credentials").await;
+    let db = app.database().await;
+    let id = uuid::Uuid::parse_str(&user.id).unwrap();
+    let live: i64 = db
+        .query_one(
+            "SELECT count(*) FROM sessions WHERE user_id = $1 AND revoked_at IS NULL",
+            &[&id],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(live, 1, "only the owner's own session is left");
+}
+
+#[tokio::test]
+async fn a_login_upgrades_a_hash_made_with_older_parameters() {
+    let app = spawn_app().await;
+    let user = app.insert_user_with_old_hash().await;
+    assert!(
+        app.password_hash_of(&user)
+            .await
+            .starts_with("$argon2id$v=19$m=8192,t=1,p=1$")
+    );
+
+    tokens_of(app.login(&user.email, &user.password).await).await;
+
+    let upgraded = app.password_hash_of(&user).await;
+    assert!(
+        upgraded.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+        "{upgraded}"
+    );
+    tokens_of(app.login(&user.email, &user.password).await).await;
+    assert_eq!(
+        app.login(&user.email, "not the password at all")
+            .await
+            .status(),
+        401
+    );
 }

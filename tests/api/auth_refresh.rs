@@ -180,3 +180,33 @@ async fn racing_refreshes_without_grace_rotate_once_and_revoke_the_family() {
         assert_eq!(app.me(&winners[0].access).await.status(), 401);
     }
 }
+
+#[tokio::test]
+async fn refreshing_never_extends_a_session_past_its_lifetime() {
+    let app = spawn_app_with(|vars| {
+        vars.insert("SESSION_MAX_LIFETIME_SECONDS".into(), "3".into());
+    })
+    .await;
+    let user = app.register_user().await;
+    let mut tokens = app.login_user(&user).await;
+
+    for _ in 0..2 {
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        tokens = tokens_of(app.refresh(Some(&tokens.refresh)).await).await;
+    }
+    let db = app.database().await;
+    let capped: bool = db
+        .query_one(
+            "SELECT bool_and(t.expires_at <= s.created_at + interval '3 seconds') \
+             FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    tokio::time::sleep(Duration::from_millis(3000)).await;
+    let late = app.refresh(Some(&tokens.refresh)).await;
+
+    assert!(capped, "no refresh token outlives its session's lifetime");
+    assert_problem(late, 401, "invalid-refresh-token").await;
+}

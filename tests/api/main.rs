@@ -4,6 +4,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod abuse_limits;
 mod auth_login;
 mod auth_logout;
 mod auth_refresh;
@@ -11,7 +12,6 @@ mod auth_register;
 mod auth_tokens;
 mod conventions;
 mod docs;
-mod hardening;
 mod health;
 mod helpers;
 mod jobs;

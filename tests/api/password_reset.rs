@@ -213,3 +213,43 @@ async fn a_password_change_and_a_refresh_reuse_each_send_one_notice() {
         .count();
     assert_eq!(notices, 1);
 }
+
+#[tokio::test]
+async fn a_reset_link_cannot_be_rebuilt_from_the_secret_and_the_message_id() {
+    use hmac::{Hmac, KeyInit, Mac};
+    let app = spawn_app().await;
+    let _worker = app.spawn_worker().await;
+    let user = app.register_user().await;
+    assert_eq!(app.request_reset(&user.email).await.status(), 202);
+    let email = app
+        .emails_to(&user.email, "Reset your password", 1)
+        .await
+        .remove(0);
+    let job_id = email
+        .header("Message-ID")
+        .and_then(|id| id.trim_matches(['<', '>']).split('@').next())
+        .and_then(|id| uuid::Uuid::parse_str(id).ok())
+        .expect("the Message-ID names the job");
+
+    // What the signing secret and a mail log used to be enough for.
+    let mut mac =
+        <Hmac<sha2::Sha256> as KeyInit>::new_from_slice(app.config.jwt_secret.expose().as_bytes())
+            .unwrap();
+    mac.update(b"portcullis password-reset token v1\0");
+    mac.update(job_id.as_bytes());
+    use base64::Engine;
+    let forged =
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
+
+    let response = app.confirm_reset(&forged, OTHER_STRONG_PASSWORD).await;
+
+    assert_problem(response, 400, "invalid-reset-token").await;
+    let real = email.reset_token().expect("the email holds a link");
+    assert_ne!(real, forged);
+    assert_eq!(
+        app.confirm_reset(&real, OTHER_STRONG_PASSWORD)
+            .await
+            .status(),
+        204
+    );
+}

@@ -80,3 +80,65 @@ async fn another_users_session_or_a_bad_id_is_a_404() {
     }
     assert_eq!(app.me(&bob_tokens.access).await.status(), 200);
 }
+
+#[tokio::test]
+async fn a_session_deleted_while_redis_refused_writes_dies_on_retry() {
+    let redis = redis::Client::open(redis_url()).unwrap();
+    let mut admin = redis.get_multiplexed_async_connection().await.unwrap();
+    let acl_user = format!("portcullis-test-{}", uuid::Uuid::new_v4().simple());
+    let _: () = redis::cmd("ACL")
+        .arg(
+            &[
+                "SETUSER",
+                &acl_user,
+                "on",
+                ">test-password",
+                "~*",
+                "&*",
+                "+@all",
+            ][..],
+        )
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    let url = redis_url().replacen("redis://", &format!("redis://{acl_user}:test-password@"), 1);
+    let app = spawn_app_with(|vars| {
+        vars.insert("REDIS_URL".into(), url);
+    })
+    .await;
+    let user = app.register_user().await;
+    let mine = app.login_user(&user).await;
+    let stolen = app.login_user(&user).await;
+    let stolen_sid = jwt_claims(&stolen.access)["sid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // Redis now answers reads (the per-request check) but refuses writes.
+    let _: () = redis::cmd("ACL")
+        .arg(&["SETUSER", &acl_user, "-setex"][..])
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    let failed = app.delete_session(&mine.access, &stolen_sid).await;
+    let _: () = redis::cmd("ACL")
+        .arg(&["SETUSER", &acl_user, "+setex"][..])
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    let retried = app.delete_session(&mine.access, &stolen_sid).await;
+    let stolen_me = app.me(&stolen.access).await;
+    let _: () = redis::cmd("ACL")
+        .arg(&["DELUSER", &acl_user][..])
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+
+    assert_problem(failed, 503, "dependency-unavailable").await;
+    assert_eq!(retried.status(), 204);
+    assert_eq!(
+        stolen_me.status(),
+        401,
+        "the deleted session's token is dead"
+    );
+}

@@ -81,3 +81,72 @@ async fn the_worker_declares_its_queues_serves_health_and_stops() {
         .unwrap()
         .expect("run_worker returns Ok");
 }
+
+/// One job's step on its own, against a fresh database: a reset link job
+/// makes the user's one live token, and a job asked for before the account
+/// recovered makes none.
+#[tokio::test]
+async fn a_reset_link_step_keeps_one_live_token_and_makes_none_after_a_recovery() {
+    use portcullis::mail::Mailer;
+    use portcullis::messaging::jobs::{JobKind, JobMessage};
+    use portcullis::repositories::{password_resets, users};
+    use portcullis::worker::JobContext;
+    use portcullis::worker::jobs::{Prepared, RECOVERED, reset_link};
+
+    let resources = TestResources::create().await;
+    let config = Arc::new(Config::from_vars(resources.vars()).unwrap());
+    let db = portcullis::db::create_pool(&config).unwrap();
+    portcullis::db::migrate(&db).await.unwrap();
+    let client = db.get().await.unwrap();
+    let id = uuid::Uuid::new_v4();
+    client
+        .execute(
+            "INSERT INTO users (id, email, password_hash) VALUES ($1, 'step@example.com', '$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHQ$aGFzaA')",
+            &[&id],
+        )
+        .await
+        .unwrap();
+    let user = users::find_active_user(&client, id).await.unwrap().unwrap();
+    let ctx = JobContext {
+        mailer: Mailer::new(&config.mail_transport, &config.mail_from).unwrap(),
+        config: config.clone(),
+        db: db.clone(),
+    };
+    let live = || async {
+        client
+            .query_one(
+                "SELECT count(*) FROM password_reset_tokens \
+                 WHERE used_at IS NULL AND superseded_at IS NULL",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get::<_, i64>(0)
+    };
+
+    // A reset job refers to its request's row, written with the job.
+    let request = |message: JobMessage| async {
+        password_resets::insert_request(&client, message.job_id, Some(id), "step-test")
+            .await
+            .unwrap();
+        message
+    };
+    for _ in 0..2 {
+        let message = request(JobMessage::new(JobKind::PasswordResetLink, id, &user.email)).await;
+        let Prepared::Send(email) = reset_link::prepare(&ctx, &user, &message).await.unwrap()
+        else {
+            panic!("a link for a live account");
+        };
+        assert!(
+            email.text.contains("/reset-password?token="),
+            "{}",
+            email.text
+        );
+        assert_eq!(live().await, 1, "the newer link supersedes the older");
+    }
+    let before = request(JobMessage::new(JobKind::PasswordResetLink, id, &user.email)).await;
+    users::revoke_links(&client, id).await.unwrap();
+    let after_recovery = reset_link::prepare(&ctx, &user, &before).await.unwrap();
+
+    assert!(matches!(after_recovery, Prepared::Skip(why) if why == RECOVERED));
+}

@@ -11,6 +11,8 @@ pub mod verification;
 
 use http::Method;
 
+use tower::ServiceBuilder;
+
 use super::layers::auth::AuthLayer;
 use super::layers::denylist::DenylistLayer;
 use super::pages;
@@ -78,8 +80,16 @@ pub fn api_router(state: AppState) -> Router {
             "/api/v1/users/me/sessions/{id}",
             handler(s(), users::delete_session),
         )
-        .layer(DenylistLayer::new(state.denylist.clone()))
-        .layer(AuthLayer::new(state.jwt.clone()));
+        // In the order they run: the token's signature and claims first,
+        // then its revocation in Redis.
+        .layer(
+            ServiceBuilder::new()
+                .layer(AuthLayer::new(
+                    state.jwt.clone(),
+                    state.verified_tokens.clone(),
+                ))
+                .layer(DenylistLayer::new(state.denylist.clone())),
+        );
     let router = Router::new()
         .route(
             Method::POST,

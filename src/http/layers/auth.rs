@@ -1,7 +1,9 @@
 //! Authentication for the protected routes: a valid `Authorization: Bearer`
-//! access token, or 401 with `WWW-Authenticate: Bearer`. The verified
-//! claims go into the request extensions as [`AuthenticatedUser`] for the
-//! denylist layer and the handler.
+//! access token, or 401 with `WWW-Authenticate: Bearer`. A token verified
+//! before is taken from the cache of verified tokens; any other is verified
+//! by the keys, then kept there. The claims go into the request extensions
+//! as [`AuthenticatedUser`] for the denylist layer, which runs next, and
+//! the handler.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -13,7 +15,9 @@ use tower::{Layer, Service};
 use super::correlation_id::CorrelationId;
 use super::{BoxFuture, take_ready};
 use crate::http::{ApiError, Request, Response};
-use crate::security::jwt::{Claims, JwtKeys};
+use crate::security::claims::Claims;
+use crate::security::jwt::JwtKeys;
+use crate::security::verified::VerifiedTokens;
 
 /// The caller of a protected route.
 #[derive(Debug, Clone)]
@@ -33,11 +37,12 @@ impl AuthenticatedUser {
 #[derive(Clone)]
 pub struct AuthLayer {
     keys: Arc<JwtKeys>,
+    verified: Arc<VerifiedTokens>,
 }
 
 impl AuthLayer {
-    pub fn new(keys: Arc<JwtKeys>) -> Self {
-        Self { keys }
+    pub fn new(keys: Arc<JwtKeys>, verified: Arc<VerifiedTokens>) -> Self {
+        Self { keys, verified }
     }
 }
 
@@ -48,6 +53,7 @@ impl<S> Layer<S> for AuthLayer {
         Auth {
             inner,
             keys: self.keys.clone(),
+            verified: self.verified.clone(),
         }
     }
 }
@@ -56,6 +62,7 @@ impl<S> Layer<S> for AuthLayer {
 pub struct Auth<S> {
     inner: S,
     keys: Arc<JwtKeys>,
+    verified: Arc<VerifiedTokens>,
 }
 
 impl<S> Service<Request> for Auth<S>
@@ -72,7 +79,8 @@ where
     }
 
     fn call(&mut self, mut request: Request) -> Self::Future {
-        let claims = bearer_token(&request).and_then(|token| self.keys.verify(token));
+        let claims = bearer_token(&request)
+            .and_then(|token| self.verified.verify_with(token, |t| self.keys.verify(t)));
         let Some(claims) = claims else {
             let response = ApiError::unauthorized("a valid access token is required")
                 .into_response(&CorrelationId::of(&request));

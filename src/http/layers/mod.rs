@@ -1,5 +1,6 @@
 //! Tower layers, each a `FooLayer` plus its service (STYLE.md, habit 7).
-//! Their order is set, and explained, in [`crate::http::api_service`].
+//! Their order is set, and explained, in [`crate::http::service`] (and, for
+//! the protected routes' auth and denylist, in [`crate::http::handlers`]).
 //!
 //! Each service follows tower's idiom for calling a readied inner service
 //! from a `'static` future: take the readied one out and leave a clone
@@ -12,7 +13,6 @@ pub mod catch_panic;
 pub mod correlation_id;
 pub mod denylist;
 pub mod metrics;
-pub mod security_headers;
 pub mod timeout;
 
 use std::future::Future;

@@ -1,0 +1,54 @@
+//! `password_reset_link`: a new reset token for the user, every earlier one
+//! superseded, and the email with its link (CONTRACT.md, "Password reset,
+//! end to end").
+
+use super::{Prepared, RECOVERED, SPENT};
+use crate::messaging::jobs::JobMessage;
+use crate::repositories::users::{self, UserRecord};
+use crate::repositories::{links, password_resets};
+use crate::security::tokens::OpaqueToken;
+use crate::worker::JobContext;
+use crate::worker::emails;
+
+/// Makes the job's token and the email that carries it. The token is
+/// committed before the email goes out, so a link is never live before its
+/// token is.
+pub async fn prepare(
+    ctx: &JobContext,
+    user: &UserRecord,
+    message: &JobMessage,
+) -> anyhow::Result<Prepared> {
+    // Random, stored only as its hash: nothing in logs, messages or the
+    // email's headers is enough to rebuild it (CONTRACT.md, "Signing keys
+    // and JWKS").
+    let token = OpaqueToken::generate();
+    let ttl = ctx.config.password_reset_ttl;
+    let mut writer = ctx.db.get().await?;
+    let tokens = writer.transaction().await?;
+    links::lock_user_links(&tokens, user.id).await?;
+    if users::links_revoked_since(&tokens, user.id, message.requested_at).await? {
+        tokens.commit().await?;
+        return Ok(Prepared::Skip(RECOVERED));
+    }
+    let live = password_resets::store_job_token(
+        &tokens,
+        message.job_id,
+        user.id,
+        &token.hash,
+        ttl.as_secs() as i64,
+    )
+    .await?;
+    if !live {
+        // Its link was used or superseded by a newer request: the email went
+        // out before, and a new link now would outlive it.
+        tokens.commit().await?;
+        return Ok(Prepared::Skip(SPENT));
+    }
+    password_resets::supersede_other_tokens(&tokens, user.id, &token.hash).await?;
+    tokens.commit().await?;
+    Ok(Prepared::Send(emails::reset_link(
+        &ctx.config.public_url,
+        &token.text,
+        ttl,
+    )))
+}
