@@ -6,8 +6,7 @@
 use super::{Prepared, RECOVERED, SPENT};
 use crate::messaging::jobs::{JobKind, JobMessage};
 use crate::repositories::email_tokens::{self, Purpose};
-use crate::repositories::links;
-use crate::repositories::users::{self, UserRecord};
+use crate::repositories::users::UserRecord;
 use crate::security::tokens::OpaqueToken;
 use crate::worker::JobContext;
 use crate::worker::emails;
@@ -32,12 +31,9 @@ pub async fn prepare(
     let token = OpaqueToken::generate();
     let ttl = ctx.config.email_verification_ttl;
     let mut writer = ctx.db.get().await?;
-    let tokens = writer.transaction().await?;
-    links::lock_user_links(&tokens, user.id).await?;
-    if users::links_revoked_since(&tokens, user.id, message.requested_at).await? {
-        tokens.commit().await?;
+    let Some(tokens) = super::open_link(&mut writer, user.id, message.requested_at).await? else {
         return Ok(Prepared::Skip(RECOVERED));
-    }
+    };
     let live = email_tokens::store_job_token(
         &tokens,
         message.job_id,

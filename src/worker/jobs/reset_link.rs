@@ -4,8 +4,8 @@
 
 use super::{Prepared, RECOVERED, SPENT};
 use crate::messaging::jobs::JobMessage;
-use crate::repositories::users::{self, UserRecord};
-use crate::repositories::{links, password_resets};
+use crate::repositories::password_resets;
+use crate::repositories::users::UserRecord;
 use crate::security::tokens::OpaqueToken;
 use crate::worker::JobContext;
 use crate::worker::emails;
@@ -24,12 +24,9 @@ pub async fn prepare(
     let token = OpaqueToken::generate();
     let ttl = ctx.config.password_reset_ttl;
     let mut writer = ctx.db.get().await?;
-    let tokens = writer.transaction().await?;
-    links::lock_user_links(&tokens, user.id).await?;
-    if users::links_revoked_since(&tokens, user.id, message.requested_at).await? {
-        tokens.commit().await?;
+    let Some(tokens) = super::open_link(&mut writer, user.id, message.requested_at).await? else {
         return Ok(Prepared::Skip(RECOVERED));
-    }
+    };
     let live = password_resets::store_job_token(
         &tokens,
         message.job_id,
