@@ -104,7 +104,10 @@ pub async fn run_api(
     tokio::spawn(run_backlog_gauge(db.clone(), background.clone()));
     tokio::spawn(services::retention::run(
         db.clone(),
-        config.retention,
+        services::retention::Retention {
+            rows: config.retention,
+            events: config.event_retention,
+        },
         config.purge_interval,
         background.clone(),
     ));

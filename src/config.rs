@@ -144,6 +144,8 @@ pub struct Config {
     pub session_max_lifetime: Duration,
     /// Finished rows older than this are purged.
     pub retention: Duration,
+    /// How long security events are kept (`EVENT_RETENTION_DAYS`).
+    pub event_retention: Duration,
     pub purge_interval: Duration,
     pub request_timeout: Duration,
     pub shutdown_timeout: Duration,
@@ -344,6 +346,9 @@ impl Config {
             email_requests_max_per_address: env.positive("EMAIL_REQUESTS_MAX_PER_ADDRESS", 20)?,
             session_max_lifetime: env.seconds("SESSION_MAX_LIFETIME_SECONDS", 2_592_000, 1)?,
             retention: env.seconds("RETENTION_SECONDS", 604_800, 1)?,
+            event_retention: Duration::from_secs(
+                86_400 * env.bounded::<u64>("EVENT_RETENTION_DAYS", 180, 1..=36_500)?,
+            ),
             purge_interval: env.seconds("PURGE_INTERVAL_SECONDS", 3600, 1)?,
             request_timeout: env.seconds("REQUEST_TIMEOUT_SECONDS", 30, 1)?,
             shutdown_timeout: env.seconds("SHUTDOWN_TIMEOUT_SECONDS", 30, 1)?,

@@ -188,6 +188,10 @@ fn describe_metrics() {
         "retention_purged_rows_total",
         "Rows deleted by the retention purge, by table"
     );
+    describe_counter!(
+        "security_events_total",
+        "Security events written, by type and outcome (success, failure)"
+    );
     // Exported at zero from the start (CONTRACT.md, "Scale-out"), so
     // dashboards and alerts see every series before its first event.
     for outcome in [
@@ -213,8 +217,17 @@ fn describe_metrics() {
     ] {
         metrics::counter!("rate_limit_refusals_total", "limit" => limit).increment(0);
     }
-    for (table, _) in crate::repositories::retention::STATEMENTS {
+    for (table, _) in crate::repositories::retention::STATEMENTS
+        .into_iter()
+        .chain([crate::repositories::retention::EVENTS])
+    {
         metrics::counter!("retention_purged_rows_total", "table" => table).increment(0);
+    }
+    for kind in crate::services::events::EventType::ALL {
+        for outcome in ["success", "failure"] {
+            metrics::counter!("security_events_total", "type" => kind.as_str(), "outcome" => outcome)
+                .increment(0);
+        }
     }
     for purpose in ["verify_email", "change_email"] {
         metrics::counter!("email_verifications_total", "purpose" => purpose).increment(0);

@@ -82,6 +82,11 @@ async fn the_readme_curl_examples_work() {
     // Recovery: the owner's logout-all ends the intruder's session and link.
     assert!(stdout.contains("the intruder session: 401"), "{stdout}");
     assert!(stdout.contains("the intruder link: 400"), "{stdout}");
+    // The security events of a registration and a login, newest first.
+    assert!(
+        stdout.contains(r#"["session.login_succeeded","account.registered"]"#),
+        "{stdout}"
+    );
     // Two-step login: recovery codes at enrolment, then a token.
     assert!(stdout.contains(r#"{"recovery_codes":["#), "{stdout}");
     assert!(stdout.contains(r#""token_type": "bearer""#), "{stdout}");

@@ -255,6 +255,19 @@ fn canonical(ip: IpAddr) -> IpAddr {
 }
 
 /// The `User-Agent` header, if it is text.
+/// Where a request came from, for the security events it causes: the
+/// client's address (as [`client_ip`] finds it), user agent and
+/// correlation id.
+pub fn origin(request: &Request, trusted_proxies: &[IpNet]) -> crate::services::events::Origin {
+    crate::services::events::Origin {
+        address: client_ip(request, trusted_proxies),
+        user_agent: user_agent(request).map(str::to_owned),
+        correlation_id: crate::http::layers::correlation_id::CorrelationId::of(request)
+            .as_str()
+            .to_owned(),
+    }
+}
+
 pub fn user_agent(request: &Request) -> Option<&str> {
     request
         .headers()

@@ -8,7 +8,7 @@ use utoipa::openapi::security::{
 };
 use utoipa::{Modify, OpenApi};
 
-use super::handlers::{auth, keys, mfa, ops, password_reset, users, verification};
+use super::handlers::{auth, events, keys, mfa, ops, password_reset, users, verification};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -37,6 +37,7 @@ use super::handlers::{auth, keys, mfa, ops, password_reset, users, verification}
         mfa::disable,
         users::change_password,
         users::list_sessions,
+        events::list,
         users::delete_session,
         ops::healthz,
         ops::readyz,

@@ -2,6 +2,7 @@
 //! it does, taking any client or transaction (STYLE.md, habit 6).
 
 pub mod email_tokens;
+pub mod events;
 pub mod links;
 pub mod mfa;
 pub mod outbox;

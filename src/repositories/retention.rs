@@ -87,6 +87,13 @@ pub const STATEMENTS: [(&str, &str); 8] = [
     ),
 ];
 
+/// Security events, purged by their own retention (`EVENT_RETENTION_DAYS`).
+pub const EVENTS: (&str, &str) = (
+    "security_events",
+    "DELETE FROM security_events WHERE id IN (SELECT id FROM security_events \
+       WHERE occurred_at < now() - $1::bigint * interval '1 second' LIMIT $2)",
+);
+
 /// Runs one purge statement once; the number of rows deleted.
 pub async fn purge_batch(
     client: &impl GenericClient,

@@ -1,10 +1,9 @@
 //! Login, refresh rotation with reuse detection, logout (CONTRACT.md,
 //! "Authentication model" and "Endpoints").
 
-use std::net::IpAddr;
-
 use uuid::Uuid;
 
+use super::events::{self, Event, EventType, FailureReason, Origin};
 use super::sessions::{self as session, IssuedTokens};
 use super::{AppContext, ServiceError, credentials, db, jobs, limits};
 use crate::domain::Email;
@@ -31,18 +30,30 @@ pub async fn login(
     ctx: &AppContext,
     raw_email: &str,
     password: &str,
-    client_address: IpAddr,
-    user_agent: Option<&str>,
+    origin: &Origin,
 ) -> Result<IssuedTokens, ServiceError> {
+    let client_address = origin.address;
     let normalised = Email::normalise(raw_email);
-    limits::check_login(ctx, &normalised, client_address).await?;
-
     let user = match Email::parse(raw_email) {
         Ok(email) => users::find_active_user_by_email(&db(&ctx.db).await?, email.as_str()).await?,
         Err(_) => None,
     };
+    let locked = async |error: ServiceError| {
+        // A login refused by the limits is a failed login of a known
+        // account; an unknown email writes no event.
+        if let (ServiceError::RateLimited { .. }, Some(user)) = (&error, &user) {
+            let event = Event::login_failed(user.id, FailureReason::Locked);
+            events::record_alone(ctx, origin, event).await?;
+        }
+        Err(error)
+    };
+    if let Err(error) = limits::check_login(ctx, &normalised, client_address).await {
+        return locked(error).await;
+    }
     let permit = ctx.hasher.acquire().await?;
-    limits::reserve_guess(ctx, &normalised, client_address).await?;
+    if let Err(error) = limits::reserve_guess(ctx, &normalised, client_address).await {
+        return locked(error).await;
+    }
     let verified = ctx
         .hasher
         .verify_with(
@@ -51,8 +62,15 @@ pub async fn login(
             user.as_ref().map(|u| u.password_hash.as_str()),
         )
         .await?;
-    let Some(user) = user.filter(|_| verified) else {
-        return Err(invalid_credentials());
+    let user = match user {
+        Some(user) if verified => user,
+        known => {
+            if let Some(user) = known {
+                let event = Event::login_failed(user.id, FailureReason::WrongPassword);
+                events::record_alone(ctx, origin, event).await?;
+            }
+            return Err(invalid_credentials());
+        }
     };
     // At once, so parallel correct logins never add up to a lockout. With a
     // second factor the password alone completes no login and clears
@@ -68,12 +86,14 @@ pub async fn login(
         // Told apart from a wrong password only once the password is
         // right, after the same Argon2 run: no timing tell.
         metrics::counter!("auth_logins_total", "outcome" => "email_not_verified").increment(1);
+        let event = Event::login_failed(user.id, FailureReason::NotVerified);
+        events::record_alone(ctx, origin, event).await?;
         return Err(ServiceError::EmailNotVerified);
     }
     if ctx.hasher.needs_rehash(&user.password_hash) {
         credentials::rehash(ctx, &user, password).await;
     }
-    let user_agent = user_agent.map(session::clean_user_agent);
+    let user_agent = origin.user_agent.as_deref().map(session::clean_user_agent);
     if user.mfa_enabled {
         // The password was right; a code is still due (CONTRACT.md,
         // "Second factor"). No session, no cookie.
@@ -89,8 +109,8 @@ pub async fn login(
         ctx,
         &user,
         user.password_version,
-        user_agent.as_deref(),
         vec!["pwd".to_owned()],
+        origin,
     )
     .await?;
     let Some(tokens) = started else {
@@ -111,9 +131,9 @@ fn invalid_credentials() -> ServiceError {
 pub async fn refresh(
     ctx: &AppContext,
     presented: Option<&str>,
-    correlation_id: &str,
+    origin: &Origin,
 ) -> Result<(IssuedTokens, RefreshOutcome), ServiceError> {
-    let result = rotate(ctx, presented, correlation_id).await;
+    let result = rotate(ctx, presented, origin).await;
     let outcome = match &result {
         Ok((_, RefreshOutcome::Success)) => Some("success"),
         Ok((_, RefreshOutcome::Grace)) => Some("grace"),
@@ -130,7 +150,7 @@ pub async fn refresh(
 async fn rotate(
     ctx: &AppContext,
     presented: Option<&str>,
-    correlation_id: &str,
+    origin: &Origin,
 ) -> Result<(IssuedTokens, RefreshOutcome), ServiceError> {
     let presented = presented
         .filter(|token| looks_like_token(token))
@@ -176,13 +196,16 @@ async fn rotate(
     if sessions::revoke_session_by_id(&transaction, owner.session_id, RevokeReason::ReuseDetected)
         .await?
     {
+        let event =
+            Event::of(EventType::SessionReuseDetected, owner.user_id).in_session(owner.session_id);
+        events::record(&transaction, Some(origin), event).await?;
         if let Some(user) = users::find_active_user(&transaction, owner.user_id).await? {
             jobs::enqueue(
                 &transaction,
                 JobKind::RefreshReuseNotice,
                 user.id,
                 &user.email,
-                correlation_id,
+                &origin.correlation_id,
             )
             .await?;
         }
@@ -202,6 +225,7 @@ pub async fn logout(
     ctx: &AppContext,
     claims: &Claims,
     cookie: Option<&str>,
+    origin: &Origin,
 ) -> Result<(), ServiceError> {
     let now = time::OffsetDateTime::now_utc();
     // Redis first: the access token must die even if the database fails next.
@@ -214,14 +238,18 @@ pub async fn logout(
         )
         .await?;
     let cookie_hash = cookie.filter(|c| looks_like_token(c)).map(hash_token);
-    let client = db(&ctx.db).await?;
+    let mut client = db(&ctx.db).await?;
+    let transaction = client.transaction().await?;
     let revoked = sessions::revoke_for_logout(
-        &client,
+        &transaction,
         claims.sub,
         claims.sid,
         cookie_hash.as_ref().map(|h| h.as_slice()),
     )
     .await?;
+    let event = Event::of(EventType::SessionLoggedOut, claims.sub).in_session(claims.sid);
+    events::record(&transaction, Some(origin), event).await?;
+    transaction.commit().await?;
     let others: Vec<Uuid> = revoked
         .into_iter()
         .filter(|sid| *sid != claims.sid)
@@ -235,11 +263,17 @@ pub async fn logout(
 
 /// Ends every session of the user, every access token issued so far and
 /// every pending emailed link.
-pub async fn logout_all(ctx: &AppContext, claims: &Claims) -> Result<(), ServiceError> {
+pub async fn logout_all(
+    ctx: &AppContext,
+    claims: &Claims,
+    origin: &Origin,
+) -> Result<(), ServiceError> {
     session::end_all(ctx, claims.sub, None, RevokeReason::LogoutAll).await?;
     let mut client = db(&ctx.db).await?;
     let transaction = client.transaction().await?;
     super::recovery::end_pending_links(&transaction, claims.sub).await?;
+    let event = Event::of(EventType::SessionLoggedOutAll, claims.sub).in_session(claims.sid);
+    events::record(&transaction, Some(origin), event).await?;
     transaction.commit().await?;
     tracing::info!(user_id = %claims.sub, "logged out everywhere");
     Ok(())

@@ -7,6 +7,9 @@ use std::net::IpAddr;
 
 use uuid::Uuid;
 
+use serde_json::json;
+
+use super::events::{self, Event, EventType, Origin};
 use super::{AppContext, ServiceError, db, jobs, limits};
 use crate::domain::NewPassword;
 use crate::messaging::jobs::JobKind;
@@ -89,7 +92,7 @@ pub(crate) async fn replace_password(
     keep: Option<Uuid>,
     reason: RevokeReason,
     consume_reset_token: Option<&[u8]>,
-    correlation_id: &str,
+    origin: &Origin,
 ) -> Result<(), ServiceError> {
     // The mark comes first: if Redis fails, nothing has changed yet.
     let mark = crate::security::claims::unix_micros(time::OffsetDateTime::now_utc());
@@ -116,13 +119,22 @@ pub(crate) async fn replace_password(
         });
     }
     let revoked = sessions::revoke_all_sessions(&transaction, user.id, keep, reason).await?;
+    let kind = match reason {
+        RevokeReason::PasswordReset => EventType::AccountPasswordReset,
+        _ => EventType::AccountPasswordChanged,
+    };
+    let mut event = Event::of(kind, user.id).with_details(json!({"sessions_ended": revoked.len()}));
+    if let Some(session_id) = keep {
+        event = event.in_session(session_id);
+    }
+    events::record(&transaction, Some(origin), event).await?;
     jobs::enqueue_and_commit(
         ctx,
         transaction,
         notice,
         user.id,
         &user.email,
-        correlation_id,
+        &origin.correlation_id,
     )
     .await?;
     ctx.denylist

@@ -8,7 +8,10 @@ use std::net::IpAddr;
 
 use uuid::Uuid;
 
+use serde_json::json;
+
 use super::AppContext;
+use super::events::{self, Event, EventType, FailureReason, Origin};
 use super::sessions::{self as session, IssuedTokens};
 use super::{ServiceError, credentials, db, jobs, limits};
 use crate::messaging::jobs::JobKind;
@@ -84,9 +87,9 @@ pub async fn confirm(
     ctx: &AppContext,
     claims: &Claims,
     code: &str,
-    client_address: IpAddr,
-    correlation_id: &str,
+    origin: &Origin,
 ) -> Result<Vec<String>, ServiceError> {
+    let client_address = origin.address;
     let sealer = sealer(ctx)?;
     let user = super::users::me(ctx, claims.sub).await?;
     let mut client = db(&ctx.db).await?;
@@ -124,13 +127,17 @@ pub async fn confirm(
     )
     .await?;
     super::recovery::end_pending_links(&transaction, user.id).await?;
+    let event = Event::of(EventType::MfaEnabled, user.id)
+        .in_session(claims.sid)
+        .with_details(json!({"factor": "totp", "sessions_ended": ended.len()}));
+    events::record(&transaction, Some(origin), event).await?;
     jobs::enqueue_and_commit(
         ctx,
         transaction,
         JobKind::MfaEnabledNotice,
         user.id,
         &user.email,
-        correlation_id,
+        &origin.correlation_id,
     )
     .await?;
     // Their access tokens die with their sessions; the caller's lives on.
@@ -149,9 +156,9 @@ pub async fn disable(
     claims: &Claims,
     current_password: &str,
     code: &str,
-    client_address: IpAddr,
-    correlation_id: &str,
+    origin: &Origin,
 ) -> Result<(), ServiceError> {
+    let client_address = origin.address;
     let sealer = sealer(ctx)?;
     let user = credentials::me_with_password(ctx, claims, current_password, client_address).await?;
     let mut client = db(&ctx.db).await?;
@@ -172,13 +179,21 @@ pub async fn disable(
     }
     mfa::remove(&transaction, user.id).await?;
     super::recovery::end_pending_links(&transaction, user.id).await?;
+    if let Proof::RecoveryCode(_) = proof {
+        let event = Event::of(EventType::MfaRecoveryCodeUsed, user.id).in_session(claims.sid);
+        events::record(&transaction, Some(origin), event).await?;
+    }
+    let event = Event::of(EventType::MfaDisabled, user.id)
+        .in_session(claims.sid)
+        .with_details(json!({"factor": "totp"}));
+    events::record(&transaction, Some(origin), event).await?;
     jobs::enqueue_and_commit(
         ctx,
         transaction,
         JobKind::MfaDisabledNotice,
         user.id,
         &user.email,
-        correlation_id,
+        &origin.correlation_id,
     )
     .await?;
     limits::settle_guess(ctx, &user.email, client_address, true).await?;
@@ -214,8 +229,9 @@ pub async fn complete_login(
     ctx: &AppContext,
     mfa_token: &str,
     proof: Proof<'_>,
-    client_address: IpAddr,
+    origin: &Origin,
 ) -> Result<IssuedTokens, ServiceError> {
+    let client_address = origin.address;
     let sealer = sealer(ctx)?;
     if !looks_like_token(mfa_token) {
         return Err(ServiceError::InvalidMfaLogin);
@@ -232,7 +248,14 @@ pub async fn complete_login(
         .ok_or(ServiceError::InvalidMfaLogin)?;
     // Reserved before the code is looked at, so parallel guesses never
     // overshoot the account's limit.
-    limits::reserve_guess(ctx, &user.email, client_address).await?;
+    if let Err(error) = limits::reserve_guess(ctx, &user.email, client_address).await {
+        if let ServiceError::RateLimited { .. } = error {
+            let event = Event::login_failed(user.id, FailureReason::Locked);
+            events::record(&transaction, Some(origin), event).await?;
+            transaction.commit().await?;
+        }
+        return Err(error);
+    }
     let factor = mfa::find_factor(&transaction, user.id)
         .await?
         .filter(|f| f.enabled)
@@ -242,17 +265,28 @@ pub async fn complete_login(
     if !accepted {
         // A wrong code is a failed login of the account: its slot stays.
         mfa::record_failure(&transaction, &token_hash).await?;
+        let event = Event::login_failed(user.id, FailureReason::WrongCode);
+        events::record(&transaction, Some(origin), event).await?;
         transaction.commit().await?;
         return Err(ServiceError::InvalidMfaLogin);
     }
     mfa::spend_challenge(&transaction, &token_hash).await?;
+    if let Proof::RecoveryCode(_) = proof {
+        let event = Event::of(EventType::MfaRecoveryCodeUsed, user.id);
+        events::record(&transaction, Some(origin), event).await?;
+    }
     transaction.commit().await?;
+    // The session keeps the user agent of the password step.
+    let session_origin = Origin {
+        user_agent: challenge.user_agent.clone(),
+        ..origin.clone()
+    };
     let started = session::start(
         ctx,
         &user,
         challenge.password_version,
-        challenge.user_agent.as_deref(),
         vec!["pwd".to_owned(), "otp".to_owned()],
+        &session_origin,
     )
     .await?;
     let Some(tokens) = started else {

@@ -5,6 +5,7 @@
 pub mod auth;
 mod context;
 mod credentials;
+pub mod events;
 pub mod jobs;
 mod limits;
 pub mod mfa;

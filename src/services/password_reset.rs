@@ -3,9 +3,8 @@
 //! the 202; the worker makes the token and sends the link; the confirm
 //! spends the token and sets the password.
 
-use std::net::IpAddr;
-
 use super::AppContext;
+use super::events::{self, Event, EventType, Origin};
 use super::limits::{self, EmailLimit};
 use super::{ServiceError, credentials, db, jobs};
 use crate::domain::Email;
@@ -16,13 +15,8 @@ use crate::security::tokens::{hash_token, looks_like_token};
 
 /// Records a reset request. Known and unknown emails take the same path
 /// and get the same answer; only a known, active one causes a job.
-pub async fn request(
-    ctx: &AppContext,
-    email: Email,
-    client_address: IpAddr,
-    correlation_id: &str,
-) -> Result<(), ServiceError> {
-    limits::reserve_email_request(ctx, client_address).await?;
+pub async fn request(ctx: &AppContext, email: Email, origin: &Origin) -> Result<(), ServiceError> {
+    limits::reserve_email_request(ctx, origin.address).await?;
     limits::reserve_per_email(ctx, EmailLimit::Reset, email.as_str()).await?;
     let mut client = db(&ctx.db).await?;
     let transaction = client.transaction().await?;
@@ -38,15 +32,17 @@ pub async fn request(
         &transaction,
         request_id,
         user.as_ref().map(|u| u.id),
-        correlation_id,
+        &origin.correlation_id,
     )
     .await?;
     if let Some(message) = &message {
+        let event = Event::of(EventType::AccountPasswordResetRequested, message.user_id);
+        events::record(&transaction, Some(origin), event).await?;
         jobs::enqueue_message(
             &transaction,
             JobKind::PasswordResetLink,
             message,
-            correlation_id,
+            &origin.correlation_id,
         )
         .await?;
     }
@@ -64,7 +60,7 @@ pub async fn confirm(
     ctx: &AppContext,
     token: &str,
     new_password: String,
-    correlation_id: &str,
+    origin: &Origin,
 ) -> Result<(), ServiceError> {
     if !looks_like_token(token) {
         return Err(ServiceError::InvalidResetToken);
@@ -87,7 +83,7 @@ pub async fn confirm(
         None,
         RevokeReason::PasswordReset,
         Some(&token_hash),
-        correlation_id,
+        origin,
     )
     .await?;
     tracing::info!(user_id = %user.id, "password reset");

@@ -2,10 +2,9 @@
 //! address, hashed without holding a connection, and committed with its
 //! verification email.
 
-use std::net::IpAddr;
-
 use uuid::Uuid;
 
+use super::events::{self, Event, EventType, Origin};
 use super::{AppContext, ServiceError, credentials, db, jobs, limits};
 use crate::domain::{Email, FieldError, FullName};
 use crate::messaging::jobs::JobKind;
@@ -23,11 +22,10 @@ pub struct Registration {
 /// strength estimate or a hash.
 pub async fn register(
     ctx: &AppContext,
-    client_address: IpAddr,
+    origin: &Origin,
     form: Registration,
-    correlation_id: &str,
 ) -> Result<UserRecord, ServiceError> {
-    limits::reserve_registration(ctx, client_address).await?;
+    limits::reserve_registration(ctx, origin.address).await?;
     let mut errors = Vec::new();
     let email = Email::parse(&form.email)
         .map_err(|m| errors.push(FieldError::new("email", m)))
@@ -68,13 +66,19 @@ pub async fn register(
     )
     .await?
     .ok_or(ServiceError::EmailTaken)?;
+    events::record(
+        &transaction,
+        Some(origin),
+        Event::of(EventType::AccountRegistered, user.id),
+    )
+    .await?;
     jobs::enqueue_and_commit(
         ctx,
         transaction,
         JobKind::VerifyEmail,
         user.id,
         &user.email,
-        correlation_id,
+        &origin.correlation_id,
     )
     .await?;
     tracing::info!(user_id = %user.id, "user registered");

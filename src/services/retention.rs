@@ -1,6 +1,6 @@
 //! The retention purge (CONTRACT.md, "Abuse limits and retention"): every
 //! `PURGE_INTERVAL_SECONDS`, rows finished longer than `RETENTION_SECONDS`
-//! ago are deleted in batches. Any number of api replicas may run it; a
+//! ago (security events: `EVENT_RETENTION_DAYS`) are deleted in batches. Any number of api replicas may run it; a
 //! PostgreSQL advisory lock lets one of them purge at a time.
 
 use std::time::Duration;
@@ -10,9 +10,18 @@ use tokio_util::sync::CancellationToken;
 
 use crate::repositories::retention;
 
+/// How long finished rows and security events are kept.
+#[derive(Debug, Clone, Copy)]
+pub struct Retention {
+    /// `RETENTION_SECONDS`: tokens, requests, job ids, published outbox rows.
+    pub rows: Duration,
+    /// `EVENT_RETENTION_DAYS`: the security events.
+    pub events: Duration,
+}
+
 /// Purges on a schedule until `shutdown`; the first run comes one interval
 /// after start, so a restart loop does not hammer the database.
-pub async fn run(db: Pool, retention: Duration, interval: Duration, shutdown: CancellationToken) {
+pub async fn run(db: Pool, retention: Retention, interval: Duration, shutdown: CancellationToken) {
     let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -37,17 +46,24 @@ pub async fn run(db: Pool, retention: Duration, interval: Duration, shutdown: Ca
 /// holds the purge lock.
 pub async fn purge(
     db: &Pool,
-    retention: Duration,
+    retention: Retention,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<Option<u64>> {
     let client = db.get().await?;
     if !retention::try_lock(&client).await? {
         return Ok(None);
     }
-    let seconds = retention.as_secs() as i64;
+    let (rows, events) = (
+        retention.rows.as_secs() as i64,
+        retention.events.as_secs() as i64,
+    );
+    let statements = retention::STATEMENTS
+        .into_iter()
+        .map(|statement| (statement, rows))
+        .chain([(retention::EVENTS, events)]);
     let result = async {
         let mut total = 0;
-        for (table, sql) in retention::STATEMENTS {
+        for ((table, sql), seconds) in statements {
             loop {
                 let deleted = retention::purge_batch(&client, sql, seconds).await?;
                 metrics::counter!("retention_purged_rows_total", "table" => table)

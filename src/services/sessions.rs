@@ -3,8 +3,8 @@
 
 use uuid::Uuid;
 
-use super::AppContext;
-use super::{ServiceError, db};
+use super::events::{self, Event, EventType, Origin};
+use super::{AppContext, ServiceError, db};
 use crate::repositories::sessions::{
     self, Lifetimes, NewSession, RevokeReason, SessionRecord, TokenOwner,
 };
@@ -26,6 +26,7 @@ pub async fn delete(
     ctx: &AppContext,
     claims: &Claims,
     session_id: Uuid,
+    origin: &Origin,
 ) -> Result<(), ServiceError> {
     let client = db(&ctx.db).await?;
     if !sessions::is_live_session(&client, claims.sub, session_id).await? {
@@ -36,13 +37,20 @@ pub async fn delete(
         .await?;
     // A concurrent delete may have revoked it meanwhile; the sid is
     // denylisted either way, which is all the caller asked for.
-    sessions::revoke_session(
-        &client,
+    let mut client = client;
+    let transaction = client.transaction().await?;
+    if sessions::revoke_session(
+        &transaction,
         claims.sub,
         session_id,
         RevokeReason::SessionDeleted,
     )
-    .await?;
+    .await?
+    {
+        let event = Event::of(EventType::SessionRevoked, claims.sub).in_session(session_id);
+        events::record(&transaction, Some(origin), event).await?;
+    }
+    transaction.commit().await?;
     tracing::info!(user_id = %claims.sub, session_id = %session_id, "session deleted");
     Ok(())
 }
@@ -59,22 +67,26 @@ pub struct IssuedTokens {
 
 /// Starts a session for `user` and issues its tokens, if the password is
 /// still at `password_version` (the one the login verified); `None`
-/// otherwise.
+/// otherwise. The session and its `session.login_succeeded` event commit
+/// together.
 pub(crate) async fn start(
     ctx: &AppContext,
     user: &UserRecord,
     password_version: i32,
-    user_agent: Option<&str>,
     amr: Vec<String>,
+    origin: &Origin,
 ) -> Result<Option<IssuedTokens>, ServiceError> {
     let session_id = Uuid::new_v4();
     let refresh = OpaqueToken::generate();
+    let user_agent = origin.user_agent.as_deref().map(clean_user_agent);
+    let mut client = db(&ctx.db).await?;
+    let transaction = client.transaction().await?;
     let started = sessions::create_session(
-        &db(&ctx.db).await?,
+        &transaction,
         &NewSession {
             session_id,
             user_id: user.id,
-            user_agent,
+            user_agent: user_agent.as_deref(),
             password_version,
             amr: amr.clone(),
         },
@@ -85,6 +97,11 @@ pub(crate) async fn start(
     if !started {
         return Ok(None);
     }
+    let event = Event::of(EventType::SessionLoginSucceeded, user.id)
+        .in_session(session_id)
+        .with_details(serde_json::json!({"amr": amr}));
+    events::record(&transaction, Some(origin), event).await?;
+    transaction.commit().await?;
     let access = ctx
         .jwt
         .issue(user.id, session_id, user.email_verified, amr)?;

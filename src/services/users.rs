@@ -1,10 +1,9 @@
 //! The signed-in user's own account.
 
-use std::net::IpAddr;
-
 use uuid::Uuid;
 
 use super::AppContext;
+use super::events::{self, Event, EventType, Origin};
 use super::limits::{self, EmailLimit};
 use super::{ServiceError, credentials, db, jobs};
 use crate::domain::FullName;
@@ -41,10 +40,9 @@ pub async fn change_password(
     claims: &Claims,
     current_password: &str,
     new_password: String,
-    client_address: IpAddr,
-    correlation_id: &str,
+    origin: &Origin,
 ) -> Result<(), ServiceError> {
-    let user = credentials::me_with_password(ctx, claims, current_password, client_address).await?;
+    let user = credentials::me_with_password(ctx, claims, current_password, origin.address).await?;
     let hash = credentials::hash_new_password(ctx, &user, new_password).await?;
     credentials::replace_password(
         ctx,
@@ -53,7 +51,7 @@ pub async fn change_password(
         Some(claims.sid),
         RevokeReason::PasswordChanged,
         None,
-        correlation_id,
+        origin,
     )
     .await?;
     tracing::info!(user_id = %user.id, "password changed");
@@ -71,21 +69,20 @@ pub async fn request_email_change(
     claims: &Claims,
     current_password: &str,
     raw_new_email: &str,
-    client_address: IpAddr,
-    correlation_id: &str,
+    origin: &Origin,
 ) -> Result<(), ServiceError> {
     let new_email = super::parse_email("new_email", raw_new_email)?;
     if !me(ctx, claims.sub).await?.email_verified {
         return Err(ServiceError::EmailNotVerified);
     }
-    let user = credentials::me_with_password(ctx, claims, current_password, client_address).await?;
+    let user = credentials::me_with_password(ctx, claims, current_password, origin.address).await?;
     if new_email.as_str() == user.email {
         return Err(ServiceError::invalid(
             "new_email",
             "is already this account's address",
         ));
     }
-    limits::reserve_email_request(ctx, client_address).await?;
+    limits::reserve_email_request(ctx, origin.address).await?;
     let mut client = db(&ctx.db).await?;
     // Taken now is a 409 now; taken by the time the link is opened is a
     // 409 then (the unique index decides).
@@ -100,13 +97,15 @@ pub async fn request_email_change(
             Err(other) => return Err(other),
         };
     let transaction = client.transaction().await?;
+    let event = Event::of(EventType::AccountEmailChangeRequested, user.id).in_session(claims.sid);
+    events::record(&transaction, Some(origin), event).await?;
     if under_limit {
         jobs::enqueue(
             &transaction,
             JobKind::ChangeEmail,
             user.id,
             new_email.as_str(),
-            correlation_id,
+            &origin.correlation_id,
         )
         .await?;
     }
@@ -116,7 +115,7 @@ pub async fn request_email_change(
         JobKind::EmailChangeRequestedNotice,
         user.id,
         &user.email,
-        correlation_id,
+        &origin.correlation_id,
     )
     .await?;
     tracing::info!(user_id = %user.id, link_mailed = under_limit, "email change requested");
@@ -126,15 +125,15 @@ pub async fn request_email_change(
 /// Deletes the account. Every access token stops working first (the
 /// not-before mark, in Redis), then the user's rows go in one transaction
 /// with the notice to the address it had; sessions, refresh and reset
-/// tokens and links go with the user row (ON DELETE CASCADE).
+/// tokens and links go with the user row (ON DELETE CASCADE), its security
+/// events are deleted, and one `account.deleted` event remains.
 pub async fn delete_account(
     ctx: &AppContext,
     claims: &Claims,
     current_password: &str,
-    client_address: IpAddr,
-    correlation_id: &str,
+    origin: &Origin,
 ) -> Result<(), ServiceError> {
-    let user = credentials::me_with_password(ctx, claims, current_password, client_address).await?;
+    let user = credentials::me_with_password(ctx, claims, current_password, origin.address).await?;
     let mark = crate::security::claims::unix_micros(time::OffsetDateTime::now_utc());
     ctx.denylist
         .set_not_before(user.id, mark, ctx.jwt.ttl())
@@ -152,12 +151,17 @@ pub async fn delete_account(
         JobKind::AccountDeletedNotice,
         user.id,
         &user.email,
-        correlation_id,
+        &origin.correlation_id,
     )
     .await?;
     if !users::delete_user(&transaction, user.id).await? {
         return Err(ServiceError::Unauthenticated);
     }
+    // The account's trail goes with it; one event, holding no address,
+    // says that it was deleted.
+    crate::repositories::events::delete_for_user(&transaction, user.id).await?;
+    let event = Event::of(EventType::AccountDeleted, user.id).in_session(claims.sid);
+    events::record(&transaction, Some(origin), event).await?;
     transaction.commit().await?;
     ctx.outbox.wake();
     ctx.denylist

@@ -3,9 +3,8 @@
 //! worker makes the token and sends it; the confirm spends it, verifying the
 //! account's address or moving the account to a new one.
 
-use std::net::IpAddr;
-
 use super::AppContext;
+use super::events::{self, Event, EventType, Origin};
 use super::limits::{self, EmailLimit};
 use super::{ServiceError, db, jobs};
 use crate::domain::Email;
@@ -17,13 +16,8 @@ use crate::security::tokens::{hash_token, looks_like_token};
 
 /// Asks for a new verification link. Every well-formed email gets the same
 /// answer; only an active account with an unverified address gets a link.
-pub async fn request(
-    ctx: &AppContext,
-    email: Email,
-    client_address: IpAddr,
-    correlation_id: &str,
-) -> Result<(), ServiceError> {
-    limits::reserve_email_request(ctx, client_address).await?;
+pub async fn request(ctx: &AppContext, email: Email, origin: &Origin) -> Result<(), ServiceError> {
+    limits::reserve_email_request(ctx, origin.address).await?;
     limits::reserve_per_email(ctx, EmailLimit::Verify, email.as_str()).await?;
     let mut client = db(&ctx.db).await?;
     let transaction = client.transaction().await?;
@@ -37,7 +31,7 @@ pub async fn request(
         JobKind::VerifyEmail,
         user.id,
         &user.email,
-        correlation_id,
+        &origin.correlation_id,
     )
     .await?;
     Ok(())
@@ -46,11 +40,7 @@ pub async fn request(
 /// Spends a link: the account's address is verified, or (a new-address
 /// link) the account moves to the new address, verified, and the old one
 /// gets a notice and stops working for login and reset.
-pub async fn confirm(
-    ctx: &AppContext,
-    token: &str,
-    correlation_id: &str,
-) -> Result<(), ServiceError> {
+pub async fn confirm(ctx: &AppContext, token: &str, origin: &Origin) -> Result<(), ServiceError> {
     if !looks_like_token(token) {
         return Err(ServiceError::InvalidVerificationToken);
     }
@@ -68,6 +58,8 @@ pub async fn confirm(
             if !users::mark_email_verified(&transaction, spent.user_id, &spent.email).await? {
                 return Err(ServiceError::InvalidVerificationToken);
             }
+            let event = Event::of(EventType::AccountEmailVerified, spent.user_id);
+            events::record(&transaction, Some(origin), event).await?;
             transaction.commit().await?;
             tracing::info!(user_id = %spent.user_id, "email verified");
         }
@@ -87,13 +79,15 @@ pub async fn confirm(
                 &token_hash,
             )
             .await?;
+            let event = Event::of(EventType::AccountEmailChanged, spent.user_id);
+            events::record(&transaction, Some(origin), event).await?;
             jobs::enqueue_and_commit(
                 ctx,
                 transaction,
                 JobKind::EmailChangedNotice,
                 spent.user_id,
                 &old_email,
-                correlation_id,
+                &origin.correlation_id,
             )
             .await?;
             tracing::info!(user_id = %spent.user_id, "email changed");

@@ -12,6 +12,7 @@ mod auth_register;
 mod auth_tokens;
 mod conventions;
 mod docs;
+mod events;
 mod health;
 mod helpers;
 mod jobs;

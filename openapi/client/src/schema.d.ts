@@ -242,6 +242,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/users/me/events": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The caller's security history: logins, failures, changes of password,
+         *     address and factors, sessions ended.
+         */
+        get: operations["list"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/users/me/mfa/totp": {
         parameters: {
             query?: never;
@@ -417,6 +437,24 @@ export interface components {
             /** @description The secret, base32. */
             secret: string;
         };
+        EventActor: {
+            /** @description `user`, `admin` or `system`. */
+            kind: string;
+            /** @description The admin key's name, or null. */
+            name?: string | null;
+        };
+        EventClient: {
+            /** @description The client's IP address, without a port. */
+            address?: string | null;
+            user_agent?: string | null;
+        };
+        /** @description One page of events. */
+        EventsPage: {
+            /** @description Newest first. */
+            events: components["schemas"]["SecurityEvent"][];
+            /** @description Pass as `cursor` for the next (older) page; null on the last page. */
+            next_cursor?: string | null;
+        };
         /** @description One invalid input field, named as in the JSON body. */
         FieldError: {
             /** @description The JSON field name, e.g. `email`. */
@@ -525,6 +563,35 @@ export interface components {
              * @example correct horse battery staple
              */
             password: string;
+        };
+        /** @description A security-relevant change of an account or a session. */
+        SecurityEvent: {
+            actor: components["schemas"]["EventActor"];
+            client?: components["schemas"]["EventClient"] | null;
+            correlation_id: string;
+            /** @description Type-specific; never a secret, a token or a password. */
+            details: Record<string, never>;
+            /**
+             * Format: uuid
+             * @description UUID v7.
+             */
+            id: string;
+            /**
+             * Format: date-time
+             * @description RFC 3339 with microseconds.
+             */
+            occurred_at: string;
+            /** @description `success` or `failure`. */
+            outcome: string;
+            /** Format: uuid */
+            session_id?: string | null;
+            /**
+             * @description For example `session.login_succeeded` (the list is in the README).
+             * @example session.login_succeeded
+             */
+            type: string;
+            /** Format: uuid */
+            user_id?: string | null;
         };
         SessionResponse: {
             /** Format: date-time */
@@ -1471,6 +1538,58 @@ export interface operations {
                 };
             };
             /** @description Too many password checks waiting, or a backing service is unavailable; see Retry-After */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDocument"];
+                };
+            };
+        };
+    };
+    list: {
+        parameters: {
+            query?: {
+                /** @description Events per page, 1 to 100 (default 20) */
+                limit?: number;
+                /** @description The `next_cursor` of the previous page */
+                cursor?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of the caller's events, newest first */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EventsPage"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDocument"];
+                };
+            };
+            /** @description `limit` is not an integer from 1 to 100, or `cursor` is not one this API gave */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDocument"];
+                };
+            };
+            /** @description A backing service is unavailable */
             503: {
                 headers: {
                     [name: string]: unknown;

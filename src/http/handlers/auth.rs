@@ -9,7 +9,6 @@ use crate::config::Config;
 use crate::domain::FieldError;
 use crate::http::extract::{self, BodyKind};
 use crate::http::layers::auth::AuthenticatedUser;
-use crate::http::layers::correlation_id::CorrelationId;
 use crate::http::problem::ProblemDocument;
 use crate::http::{ApiError, Request, Response, empty, json};
 use crate::services::AppState;
@@ -87,15 +86,14 @@ pub struct TokenResponse {
     )
 )]
 pub async fn register(state: AppState, request: Request) -> Result<Response, ApiError> {
-    let address = extract::client_ip(&request, &state.config.trusted_proxies);
-    let correlation_id = CorrelationId::of(&request);
+    let origin = extract::origin(&request, &state.config.trusted_proxies);
     let body: RegisterRequest = extract::json(request).await?;
     let form = Registration {
         email: body.email,
         password: body.password,
         full_name: body.full_name,
     };
-    let user = registration::register(&state, address, form, correlation_id.as_str()).await?;
+    let user = registration::register(&state, &origin, form).await?;
     json(StatusCode::CREATED, &UserResponse::from(user))
 }
 
@@ -122,8 +120,7 @@ pub async fn register(state: AppState, request: Request) -> Result<Response, Api
     )
 )]
 pub async fn login(state: AppState, request: Request) -> Result<Response, ApiError> {
-    let address = extract::client_ip(&request, &state.config.trusted_proxies);
-    let user_agent = extract::user_agent(&request).map(str::to_owned);
+    let origin = extract::origin(&request, &state.config.trusted_proxies);
     let kind = extract::body_kind(request.headers(), true)?;
     if kind == BodyKind::Form && is_cross_site(&request, &state.config.public_url) {
         return Err(ApiError::new(
@@ -141,7 +138,7 @@ pub async fn login(state: AppState, request: Request) -> Result<Response, ApiErr
         }
         BodyKind::Form => form_credentials(&bytes)?,
     };
-    let tokens = auth::login(&state, &email, &password, address, user_agent.as_deref()).await?;
+    let tokens = auth::login(&state, &email, &password, &origin).await?;
     token_response(&state.config, tokens)
 }
 
@@ -225,8 +222,8 @@ fn form_credentials(bytes: &[u8]) -> Result<(String, String), ApiError> {
 )]
 pub async fn refresh(state: AppState, request: Request) -> Result<Response, ApiError> {
     let presented = extract::cookie(request.headers(), REFRESH_COOKIE);
-    let correlation_id = CorrelationId::of(&request);
-    let (tokens, _outcome) = auth::refresh(&state, presented, correlation_id.as_str()).await?;
+    let origin = extract::origin(&request, &state.config.trusted_proxies);
+    let (tokens, _outcome) = auth::refresh(&state, presented, &origin).await?;
     token_response(&state.config, tokens)
 }
 
@@ -244,8 +241,9 @@ pub async fn refresh(state: AppState, request: Request) -> Result<Response, ApiE
 )]
 pub async fn logout(state: AppState, request: Request) -> Result<Response, ApiError> {
     let claims = AuthenticatedUser::of(&request)?;
+    let origin = extract::origin(&request, &state.config.trusted_proxies);
     let cookie = extract::cookie(request.headers(), REFRESH_COOKIE);
-    auth::logout(&state, claims, cookie).await?;
+    auth::logout(&state, claims, cookie, &origin).await?;
     let mut response = empty(StatusCode::NO_CONTENT);
     response
         .headers_mut()
@@ -267,7 +265,8 @@ pub async fn logout(state: AppState, request: Request) -> Result<Response, ApiEr
 )]
 pub async fn logout_all(state: AppState, request: Request) -> Result<Response, ApiError> {
     let claims = AuthenticatedUser::of(&request)?;
-    auth::logout_all(&state, claims).await?;
+    let origin = extract::origin(&request, &state.config.trusted_proxies);
+    auth::logout_all(&state, claims, &origin).await?;
     let mut response = empty(StatusCode::NO_CONTENT);
     response
         .headers_mut()

@@ -8,7 +8,6 @@ use utoipa::ToSchema;
 use super::auth::{TokenResponse, token_response};
 use crate::http::extract;
 use crate::http::layers::auth::AuthenticatedUser;
-use crate::http::layers::correlation_id::CorrelationId;
 use crate::http::problem::ProblemDocument;
 use crate::http::{ApiError, Request, Response, empty, json};
 use crate::services::AppState;
@@ -121,17 +120,9 @@ pub async fn enrol(state: AppState, request: Request) -> Result<Response, ApiErr
 )]
 pub async fn confirm(state: AppState, request: Request) -> Result<Response, ApiError> {
     let claims = AuthenticatedUser::of(&request)?.clone();
-    let address = extract::client_ip(&request, &state.config.trusted_proxies);
-    let correlation_id = CorrelationId::of(&request);
+    let origin = extract::origin(&request, &state.config.trusted_proxies);
     let body: ConfirmRequest = extract::json(request).await?;
-    let recovery_codes = mfa::confirm(
-        &state,
-        &claims,
-        &body.code,
-        address,
-        correlation_id.as_str(),
-    )
-    .await?;
+    let recovery_codes = mfa::confirm(&state, &claims, &body.code, &origin).await?;
     let mut response = json(StatusCode::OK, &RecoveryCodes { recovery_codes })?;
     no_store(&mut response);
     Ok(response)
@@ -158,18 +149,9 @@ pub async fn confirm(state: AppState, request: Request) -> Result<Response, ApiE
 )]
 pub async fn disable(state: AppState, request: Request) -> Result<Response, ApiError> {
     let claims = AuthenticatedUser::of(&request)?.clone();
-    let address = extract::client_ip(&request, &state.config.trusted_proxies);
-    let correlation_id = CorrelationId::of(&request);
+    let origin = extract::origin(&request, &state.config.trusted_proxies);
     let body: DisableRequest = extract::json(request).await?;
-    mfa::disable(
-        &state,
-        &claims,
-        &body.current_password,
-        &body.code,
-        address,
-        correlation_id.as_str(),
-    )
-    .await?;
+    mfa::disable(&state, &claims, &body.current_password, &body.code, &origin).await?;
     Ok(empty(StatusCode::NO_CONTENT))
 }
 
@@ -193,7 +175,7 @@ pub async fn disable(state: AppState, request: Request) -> Result<Response, ApiE
     )
 )]
 pub async fn login(state: AppState, request: Request) -> Result<Response, ApiError> {
-    let address = extract::client_ip(&request, &state.config.trusted_proxies);
+    let origin = extract::origin(&request, &state.config.trusted_proxies);
     let body: LoginMfaRequest = extract::json(request).await?;
     let proof = match (&body.code, &body.recovery_code) {
         (Some(code), None) => Proof::Code(code),
@@ -205,7 +187,7 @@ pub async fn login(state: AppState, request: Request) -> Result<Response, ApiErr
             )]));
         }
     };
-    let tokens = mfa::complete_login(&state, &body.mfa_token, proof, address).await?;
+    let tokens = mfa::complete_login(&state, &body.mfa_token, proof, &origin).await?;
     token_response(&state.config, tokens)
 }
 

@@ -2,6 +2,7 @@
 
 pub mod auth;
 pub mod docs;
+pub mod events;
 pub mod keys;
 pub mod mfa;
 pub mod ops;
@@ -74,6 +75,11 @@ pub fn api_router(state: AppState) -> Router {
             Method::GET,
             "/api/v1/users/me/sessions",
             handler(s(), users::list_sessions),
+        )
+        .route(
+            Method::GET,
+            "/api/v1/users/me/events",
+            handler(s(), events::list),
         )
         .route(
             Method::DELETE,

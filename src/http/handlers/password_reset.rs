@@ -5,7 +5,6 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::http::extract;
-use crate::http::layers::correlation_id::CorrelationId;
 use crate::http::problem::ProblemDocument;
 use crate::http::{ApiError, Request, Response, empty, json};
 use crate::services::AppState;
@@ -55,11 +54,10 @@ const ACCEPTED: Accepted = Accepted {
     )
 )]
 pub async fn request(state: AppState, request: Request) -> Result<Response, ApiError> {
-    let correlation_id = CorrelationId::of(&request);
-    let address = extract::client_ip(&request, &state.config.trusted_proxies);
+    let origin = extract::origin(&request, &state.config.trusted_proxies);
     let body: PasswordResetRequest = extract::json(request).await?;
     let email = crate::services::parse_email("email", &body.email)?;
-    password_reset::request(&state, email, address, correlation_id.as_str()).await?;
+    password_reset::request(&state, email, &origin).await?;
     json(StatusCode::ACCEPTED, &ACCEPTED)
 }
 
@@ -78,14 +76,8 @@ pub async fn request(state: AppState, request: Request) -> Result<Response, ApiE
     )
 )]
 pub async fn confirm(state: AppState, request: Request) -> Result<Response, ApiError> {
-    let correlation_id = CorrelationId::of(&request);
+    let origin = extract::origin(&request, &state.config.trusted_proxies);
     let body: PasswordResetConfirm = extract::json(request).await?;
-    password_reset::confirm(
-        &state,
-        &body.token,
-        body.new_password,
-        correlation_id.as_str(),
-    )
-    .await?;
+    password_reset::confirm(&state, &body.token, body.new_password, &origin).await?;
     Ok(empty(StatusCode::NO_CONTENT))
 }

@@ -9,7 +9,6 @@ use uuid::Uuid;
 use crate::domain::FullName;
 use crate::http::extract;
 use crate::http::layers::auth::AuthenticatedUser;
-use crate::http::layers::correlation_id::CorrelationId;
 use crate::http::problem::ProblemDocument;
 use crate::http::router::PathParams;
 use crate::http::{ApiError, Request, Response, empty, json};
@@ -168,16 +167,14 @@ pub async fn update_me(state: AppState, request: Request) -> Result<Response, Ap
 )]
 pub async fn change_password(state: AppState, request: Request) -> Result<Response, ApiError> {
     let claims = AuthenticatedUser::of(&request)?.clone();
-    let address = extract::client_ip(&request, &state.config.trusted_proxies);
-    let correlation_id = CorrelationId::of(&request);
+    let origin = extract::origin(&request, &state.config.trusted_proxies);
     let body: ChangePasswordRequest = extract::json(request).await?;
     services::users::change_password(
         &state,
         &claims,
         &body.current_password,
         body.new_password,
-        address,
-        correlation_id.as_str(),
+        &origin,
     )
     .await?;
     Ok(empty(StatusCode::NO_CONTENT))
@@ -231,7 +228,8 @@ pub async fn delete_session(state: AppState, request: Request) -> Result<Respons
         .and_then(|p| p.get("id"))
         .and_then(|id| Uuid::parse_str(id).ok())
         .ok_or_else(|| ApiError::not_found("no such session"))?;
-    services::sessions::delete(&state, claims, id).await?;
+    let origin = extract::origin(&request, &state.config.trusted_proxies);
+    services::sessions::delete(&state, claims, id, &origin).await?;
     Ok(empty(StatusCode::NO_CONTENT))
 }
 
@@ -257,16 +255,14 @@ pub async fn delete_session(state: AppState, request: Request) -> Result<Respons
 )]
 pub async fn change_email(state: AppState, request: Request) -> Result<Response, ApiError> {
     let claims = AuthenticatedUser::of(&request)?.clone();
-    let address = extract::client_ip(&request, &state.config.trusted_proxies);
-    let correlation_id = CorrelationId::of(&request);
+    let origin = extract::origin(&request, &state.config.trusted_proxies);
     let body: ChangeEmailRequest = extract::json(request).await?;
     services::users::request_email_change(
         &state,
         &claims,
         &body.current_password,
         &body.new_email,
-        address,
-        correlation_id.as_str(),
+        &origin,
     )
     .await?;
     json(
@@ -297,16 +293,8 @@ pub async fn change_email(state: AppState, request: Request) -> Result<Response,
 )]
 pub async fn delete_me(state: AppState, request: Request) -> Result<Response, ApiError> {
     let claims = AuthenticatedUser::of(&request)?.clone();
-    let address = extract::client_ip(&request, &state.config.trusted_proxies);
-    let correlation_id = CorrelationId::of(&request);
+    let origin = extract::origin(&request, &state.config.trusted_proxies);
     let body: DeleteAccountRequest = extract::json(request).await?;
-    services::users::delete_account(
-        &state,
-        &claims,
-        &body.current_password,
-        address,
-        correlation_id.as_str(),
-    )
-    .await?;
+    services::users::delete_account(&state, &claims, &body.current_password, &origin).await?;
     Ok(empty(StatusCode::NO_CONTENT))
 }

@@ -6,7 +6,6 @@ use utoipa::ToSchema;
 
 use super::password_reset::Accepted;
 use crate::http::extract;
-use crate::http::layers::correlation_id::CorrelationId;
 use crate::http::problem::ProblemDocument;
 use crate::http::{ApiError, Request, Response, empty, json};
 use crate::services::AppState;
@@ -43,11 +42,10 @@ pub struct VerificationConfirm {
     )
 )]
 pub async fn request(state: AppState, request: Request) -> Result<Response, ApiError> {
-    let correlation_id = CorrelationId::of(&request);
-    let address = extract::client_ip(&request, &state.config.trusted_proxies);
+    let origin = extract::origin(&request, &state.config.trusted_proxies);
     let body: VerificationRequest = extract::json(request).await?;
     let email = crate::services::parse_email("email", &body.email)?;
-    verification::request(&state, email, address, correlation_id.as_str()).await?;
+    verification::request(&state, email, &origin).await?;
     json(
         StatusCode::ACCEPTED,
         &Accepted {
@@ -73,8 +71,8 @@ pub async fn request(state: AppState, request: Request) -> Result<Response, ApiE
     )
 )]
 pub async fn confirm(state: AppState, request: Request) -> Result<Response, ApiError> {
-    let correlation_id = CorrelationId::of(&request);
+    let origin = extract::origin(&request, &state.config.trusted_proxies);
     let body: VerificationConfirm = extract::json(request).await?;
-    verification::confirm(&state, &body.token, correlation_id.as_str()).await?;
+    verification::confirm(&state, &body.token, &origin).await?;
     Ok(empty(StatusCode::NO_CONTENT))
 }

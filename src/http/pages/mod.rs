@@ -10,7 +10,6 @@ use http::{HeaderValue, StatusCode, header};
 use http_body_util::Full;
 
 use crate::http::extract::{self, BodyKind};
-use crate::http::layers::correlation_id::CorrelationId;
 use crate::http::{ApiError, Request, Response};
 use crate::repositories::email_tokens::Purpose;
 use crate::services::AppState;
@@ -80,7 +79,7 @@ pub async fn verify_email(state: AppState, request: Request) -> Result<Response,
 
 /// `POST /verify-email` (a form, for browsers without script).
 pub async fn verify_email_form(state: AppState, request: Request) -> Result<Response, ApiError> {
-    let correlation_id = CorrelationId::of(&request);
+    let origin = extract::origin(&request, &state.config.trusted_proxies);
     if extract::body_kind(request.headers(), true)? != BodyKind::Form {
         return Err(ApiError::unsupported_media_type(
             "send application/x-www-form-urlencoded",
@@ -92,25 +91,24 @@ pub async fn verify_email_form(state: AppState, request: Request) -> Result<Resp
         .find(|(key, _)| key == "token")
         .map(|(_, value)| value)
         .unwrap_or_default();
-    let (status, title, message) =
-        match verification::confirm(&state, &token, correlation_id.as_str()).await {
-            Ok(()) => (
-                StatusCode::OK,
-                "Your email address is verified",
-                "You can close this page.",
-            ),
-            Err(ServiceError::EmailTaken) => (
-                StatusCode::CONFLICT,
-                "That address is taken",
-                "Another account uses this address now, so yours keeps its current one.",
-            ),
-            Err(ServiceError::InvalidVerificationToken) => (
-                StatusCode::BAD_REQUEST,
-                "This link has expired or was already used",
-                "Sign in and ask for a new verification link.",
-            ),
-            Err(other) => return Err(other.into()),
-        };
+    let (status, title, message) = match verification::confirm(&state, &token, &origin).await {
+        Ok(()) => (
+            StatusCode::OK,
+            "Your email address is verified",
+            "You can close this page.",
+        ),
+        Err(ServiceError::EmailTaken) => (
+            StatusCode::CONFLICT,
+            "That address is taken",
+            "Another account uses this address now, so yours keeps its current one.",
+        ),
+        Err(ServiceError::InvalidVerificationToken) => (
+            StatusCode::BAD_REQUEST,
+            "This link has expired or was already used",
+            "Sign in and ask for a new verification link.",
+        ),
+        Err(other) => return Err(other.into()),
+    };
     let body = RESULT_HTML
         .replace("{{title}}", title)
         .replace("{{message}}", message);

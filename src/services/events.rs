@@ -1,0 +1,329 @@
+//! Security events (CONTRACT.md, "Security events and webhooks"): every
+//! security-relevant change appends one event, in the transaction of the
+//! change, so the trail never records what did not happen nor misses what
+//! did. A user pages through their own events, newest first, by a keyset
+//! cursor that an event written meanwhile never shifts.
+
+use std::net::IpAddr;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use deadpool_postgres::GenericClient;
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::{AppContext, ServiceError, db};
+use crate::repositories::events::{self, EventRecord, NewEvent};
+
+/// Where a request came from, for the events it causes.
+#[derive(Debug, Clone)]
+pub struct Origin {
+    /// The client's address (the peer, or `X-Forwarded-For` from a
+    /// trusted proxy).
+    pub address: IpAddr,
+    pub user_agent: Option<String>,
+    pub correlation_id: String,
+}
+
+impl Origin {
+    /// A request with no address worth keeping (tests, tools).
+    pub fn local(correlation_id: &str) -> Self {
+        Self {
+            address: IpAddr::from([127, 0, 0, 1]),
+            user_agent: None,
+            correlation_id: correlation_id.to_owned(),
+        }
+    }
+}
+
+/// Every type of event there is; the contract fixes the names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventType {
+    AccountRegistered,
+    AccountEmailVerified,
+    AccountEmailChangeRequested,
+    AccountEmailChanged,
+    AccountPasswordChanged,
+    AccountPasswordResetRequested,
+    AccountPasswordReset,
+    AccountDisabled,
+    AccountEnabled,
+    AccountDeleted,
+    SessionLoginSucceeded,
+    SessionLoginFailed,
+    SessionLoggedOut,
+    SessionLoggedOutAll,
+    SessionRevoked,
+    SessionReuseDetected,
+    MfaEnabled,
+    MfaDisabled,
+    MfaRecoveryCodeUsed,
+    PasskeyAdded,
+    PasskeyRemoved,
+    LimitAccountLocked,
+    LimitCleared,
+}
+
+impl EventType {
+    pub const ALL: [EventType; 23] = [
+        EventType::AccountRegistered,
+        EventType::AccountEmailVerified,
+        EventType::AccountEmailChangeRequested,
+        EventType::AccountEmailChanged,
+        EventType::AccountPasswordChanged,
+        EventType::AccountPasswordResetRequested,
+        EventType::AccountPasswordReset,
+        EventType::AccountDisabled,
+        EventType::AccountEnabled,
+        EventType::AccountDeleted,
+        EventType::SessionLoginSucceeded,
+        EventType::SessionLoginFailed,
+        EventType::SessionLoggedOut,
+        EventType::SessionLoggedOutAll,
+        EventType::SessionRevoked,
+        EventType::SessionReuseDetected,
+        EventType::MfaEnabled,
+        EventType::MfaDisabled,
+        EventType::MfaRecoveryCodeUsed,
+        EventType::PasskeyAdded,
+        EventType::PasskeyRemoved,
+        EventType::LimitAccountLocked,
+        EventType::LimitCleared,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::AccountRegistered => "account.registered",
+            EventType::AccountEmailVerified => "account.email_verified",
+            EventType::AccountEmailChangeRequested => "account.email_change_requested",
+            EventType::AccountEmailChanged => "account.email_changed",
+            EventType::AccountPasswordChanged => "account.password_changed",
+            EventType::AccountPasswordResetRequested => "account.password_reset_requested",
+            EventType::AccountPasswordReset => "account.password_reset",
+            EventType::AccountDisabled => "account.disabled",
+            EventType::AccountEnabled => "account.enabled",
+            EventType::AccountDeleted => "account.deleted",
+            EventType::SessionLoginSucceeded => "session.login_succeeded",
+            EventType::SessionLoginFailed => "session.login_failed",
+            EventType::SessionLoggedOut => "session.logged_out",
+            EventType::SessionLoggedOutAll => "session.logged_out_all",
+            EventType::SessionRevoked => "session.revoked",
+            EventType::SessionReuseDetected => "session.reuse_detected",
+            EventType::MfaEnabled => "mfa.enabled",
+            EventType::MfaDisabled => "mfa.disabled",
+            EventType::MfaRecoveryCodeUsed => "mfa.recovery_code_used",
+            EventType::PasskeyAdded => "passkey.added",
+            EventType::PasskeyRemoved => "passkey.removed",
+            EventType::LimitAccountLocked => "limit.account_locked",
+            EventType::LimitCleared => "limit.cleared",
+        }
+    }
+}
+
+/// Why a login failed (`details.reason` of `session.login_failed`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureReason {
+    WrongPassword,
+    Locked,
+    WrongCode,
+    NotVerified,
+}
+
+impl FailureReason {
+    fn as_str(self) -> &'static str {
+        match self {
+            FailureReason::WrongPassword => "wrong_password",
+            FailureReason::Locked => "locked",
+            FailureReason::WrongCode => "wrong_code",
+            FailureReason::NotVerified => "not_verified",
+        }
+    }
+}
+
+/// One event to append: what happened, to whom, in which session.
+pub struct Event {
+    pub kind: EventType,
+    pub user_id: Uuid,
+    pub session_id: Option<Uuid>,
+    pub success: bool,
+    /// Type-specific; never a secret, a token or a password.
+    pub details: Value,
+}
+
+impl Event {
+    /// A change that succeeded, with no details.
+    pub fn of(kind: EventType, user_id: Uuid) -> Self {
+        Self {
+            kind,
+            user_id,
+            session_id: None,
+            success: true,
+            details: json!({}),
+        }
+    }
+
+    pub fn in_session(mut self, session_id: Uuid) -> Self {
+        self.session_id = Some(session_id);
+        self
+    }
+
+    pub fn with_details(mut self, details: Value) -> Self {
+        self.details = details;
+        self
+    }
+
+    /// A failed login of the account, and why.
+    pub fn login_failed(user_id: Uuid, reason: FailureReason) -> Self {
+        Self {
+            kind: EventType::SessionLoginFailed,
+            user_id,
+            session_id: None,
+            success: false,
+            details: json!({"reason": reason.as_str()}),
+        }
+    }
+}
+
+/// Appends `event`, caused by a request from `origin` (`None`: by the
+/// system, with no client), on `client`: the transaction of the change.
+pub async fn record(
+    client: &impl GenericClient,
+    origin: Option<&Origin>,
+    event: Event,
+) -> Result<(), tokio_postgres::Error> {
+    let outcome = if event.success { "success" } else { "failure" };
+    let user_agent = origin
+        .and_then(|o| o.user_agent.as_deref())
+        .map(|ua| truncate(ua, 512));
+    events::insert(
+        client,
+        &NewEvent {
+            id: Uuid::now_v7(),
+            kind: event.kind.as_str(),
+            user_id: Some(event.user_id),
+            session_id: event.session_id,
+            outcome,
+            client_address: origin.map(|o| o.address.to_string()),
+            user_agent,
+            correlation_id: origin.map_or("", |o| o.correlation_id.as_str()),
+            actor_kind: if origin.is_some() { "user" } else { "system" },
+            actor_name: None,
+            details: &event.details,
+        },
+    )
+    .await?;
+    metrics::counter!(
+        "security_events_total",
+        "type" => event.kind.as_str(),
+        "outcome" => outcome,
+    )
+    .increment(1);
+    Ok(())
+}
+
+/// Appends an event that records no change (a failed attempt) on a pooled
+/// connection of its own.
+pub async fn record_alone(
+    ctx: &AppContext,
+    origin: &Origin,
+    event: Event,
+) -> Result<(), ServiceError> {
+    Ok(record(&db(&ctx.db).await?, Some(origin), event).await?)
+}
+
+fn truncate(text: &str, chars: usize) -> &str {
+    match text.char_indices().nth(chars) {
+        Some((end, _)) => &text[..end],
+        None => text,
+    }
+}
+
+/// The most events one page holds, and the default.
+pub const MAX_PAGE: u32 = 100;
+pub const DEFAULT_PAGE: u32 = 20;
+
+/// One page of a user's events and the cursor of the next, if any.
+pub struct Page {
+    pub events: Vec<EventRecord>,
+    pub next_cursor: Option<String>,
+}
+
+/// The user's events older than `cursor` (from the previous page), at most
+/// `limit` (1 to [`MAX_PAGE`]), newest first.
+pub async fn page(
+    ctx: &AppContext,
+    user_id: Uuid,
+    limit: u32,
+    cursor: Option<&str>,
+) -> Result<Page, ServiceError> {
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(ServiceError::invalid(
+            "limit",
+            format!("must be an integer from 1 to {MAX_PAGE}"),
+        ));
+    }
+    let before = match cursor {
+        None => None,
+        Some(text) => Some(
+            decode_cursor(text)
+                .ok_or_else(|| ServiceError::invalid("cursor", "is not a cursor this API gave"))?,
+        ),
+    };
+    let client = db(&ctx.db).await?;
+    let mut events = events::page(&client, user_id, before, i64::from(limit) + 1).await?;
+    let next_cursor = if events.len() > limit as usize {
+        events.truncate(limit as usize);
+        events.last().map(|e| encode_cursor(e.occurred_at, e.id))
+    } else {
+        None
+    };
+    Ok(Page {
+        events,
+        next_cursor,
+    })
+}
+
+/// `(occurred_at, id)` of the last event of a page, opaque to clients.
+fn encode_cursor(at: OffsetDateTime, id: Uuid) -> String {
+    let micros = at.unix_timestamp_nanos() / 1_000;
+    URL_SAFE_NO_PAD.encode(format!("{micros}.{id}"))
+}
+
+fn decode_cursor(text: &str) -> Option<(OffsetDateTime, Uuid)> {
+    if text.len() > 128 {
+        return None;
+    }
+    let bytes = URL_SAFE_NO_PAD.decode(text).ok()?;
+    let text = std::str::from_utf8(&bytes).ok()?;
+    let (micros, id) = text.split_once('.')?;
+    let micros: i128 = micros.parse().ok()?;
+    let at = OffsetDateTime::from_unix_timestamp_nanos(micros.checked_mul(1_000)?).ok()?;
+    Some((at, id.parse().ok()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cursor_comes_back_as_it_went_and_garbage_does_not() {
+        let at = OffsetDateTime::from_unix_timestamp_nanos(1_780_000_000_123_456_000).unwrap();
+        let id = Uuid::now_v7();
+        assert_eq!(decode_cursor(&encode_cursor(at, id)), Some((at, id)));
+        for bad in ["", "x", "!!!", &URL_SAFE_NO_PAD.encode("12.not-a-uuid")] {
+            assert_eq!(decode_cursor(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn every_type_has_its_contract_name() {
+        let names: Vec<&str> = EventType::ALL.iter().map(|t| t.as_str()).collect();
+        assert_eq!(names.len(), 23);
+        assert!(names.iter().all(|n| n.contains('.')));
+        let mut unique = names.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), names.len());
+    }
+}
