@@ -351,6 +351,42 @@ fn render(problem: Problem, correlation_id: &CorrelationId) -> Response {
     response
 }
 
+/// The failures many operations share, described once for the OpenAPI
+/// document: `responses((status = 200, ...), Unauthorized, NotJson)`.
+pub mod shared {
+    use super::ProblemDocument;
+
+    /// 401 on every protected operation.
+    #[derive(utoipa::IntoResponses)]
+    #[response(
+        status = 401,
+        description = "No valid access token",
+        content_type = "application/problem+json"
+    )]
+    #[allow(dead_code)]
+    pub struct Unauthorized(ProblemDocument);
+
+    /// 415 on every operation that takes a JSON body.
+    #[derive(utoipa::IntoResponses)]
+    #[response(
+        status = 415,
+        description = "The body is not JSON",
+        content_type = "application/problem+json"
+    )]
+    #[allow(dead_code)]
+    pub struct NotJson(ProblemDocument);
+
+    /// 422 on every operation whose body has a schema.
+    #[derive(utoipa::IntoResponses)]
+    #[response(
+        status = 422,
+        description = "A field is missing or of the wrong type",
+        content_type = "application/problem+json"
+    )]
+    #[allow(dead_code)]
+    pub struct Invalid(ProblemDocument);
+}
+
 /// The problem document, for the OpenAPI description.
 #[derive(Serialize, utoipa::ToSchema)]
 #[allow(dead_code)]

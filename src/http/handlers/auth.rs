@@ -10,6 +10,7 @@ use crate::domain::FieldError;
 use crate::http::extract::{self, BodyKind};
 use crate::http::layers::auth::AuthenticatedUser;
 use crate::http::problem::ProblemDocument;
+use crate::http::problem::shared::{Invalid, NotJson, Unauthorized};
 use crate::http::{ApiError, Request, Response, empty, json};
 use crate::services::AppState;
 use crate::services::auth;
@@ -79,7 +80,7 @@ pub struct TokenResponse {
         (status = 400, description = "The body is not JSON", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 409, description = "The email is taken", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 413, description = "The body is over 64 KiB", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 415, description = "The body is not JSON", body = ProblemDocument, content_type = "application/problem+json"),
+        NotJson,
         (status = 422, description = "Invalid email, password or name", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 429, description = "Too many registrations from this address; see Retry-After", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 503, description = "Too many password checks waiting, or a backing service is unavailable; see Retry-After", body = ProblemDocument, content_type = "application/problem+json"),
@@ -113,7 +114,7 @@ pub async fn register(state: AppState, request: Request) -> Result<Response, Api
         (status = 400, description = "The body does not parse", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 401, description = "Wrong email or password", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 415, description = "Neither JSON nor a form", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 422, description = "A field is missing or of the wrong type", body = ProblemDocument, content_type = "application/problem+json"),
+        Invalid,
         (status = 403, description = "The right password of an account with a second factor (`mfa-required`, with `mfa_token` and `expires_in`: finish at /api/v1/auth/login/mfa); a login form posted from another site (login CSRF); or, with REQUIRE_VERIFIED_EMAIL, the right password of an unverified address", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 429, description = "Too many failed attempts; see Retry-After", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 503, description = "Too many password checks waiting, or a backing service is unavailable; see Retry-After", body = ProblemDocument, content_type = "application/problem+json"),
@@ -235,7 +236,7 @@ pub async fn refresh(state: AppState, request: Request) -> Result<Response, ApiE
     security(("bearer" = []), ("oauth2" = [])),
     responses(
         (status = 204, description = "Logged out; the cookie is cleared"),
-        (status = 401, description = "No valid access token", body = ProblemDocument, content_type = "application/problem+json"),
+        Unauthorized,
         (status = 503, description = "The session store is unavailable", body = ProblemDocument, content_type = "application/problem+json"),
     )
 )]
@@ -259,7 +260,7 @@ pub async fn logout(state: AppState, request: Request) -> Result<Response, ApiEr
     security(("bearer" = []), ("oauth2" = [])),
     responses(
         (status = 204, description = "Every session ended"),
-        (status = 401, description = "No valid access token", body = ProblemDocument, content_type = "application/problem+json"),
+        Unauthorized,
         (status = 503, description = "The session store is unavailable", body = ProblemDocument, content_type = "application/problem+json"),
     )
 )]

@@ -11,6 +11,7 @@ use uuid::Uuid;
 use crate::domain::FieldError;
 use crate::http::layers::auth::AuthenticatedUser;
 use crate::http::problem::ProblemDocument;
+use crate::http::problem::shared::Unauthorized;
 use crate::http::{ApiError, Request, Response, json};
 use crate::repositories::events::EventRecord;
 use crate::services::AppState;
@@ -115,7 +116,7 @@ impl From<EventRecord> for SecurityEvent {
     ),
     responses(
         (status = 200, description = "A page of the caller's events, newest first", body = EventsPage),
-        (status = 401, description = "No valid access token", body = ProblemDocument, content_type = "application/problem+json"),
+        Unauthorized,
         (status = 422, description = "`limit` is not an integer from 1 to 100, or `cursor` is not one this API gave", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 503, description = "A backing service is unavailable", body = ProblemDocument, content_type = "application/problem+json"),
     )

@@ -9,6 +9,7 @@ use super::auth::{TokenResponse, token_response};
 use crate::http::extract;
 use crate::http::layers::auth::AuthenticatedUser;
 use crate::http::problem::ProblemDocument;
+use crate::http::problem::shared::{Invalid, NotJson, Unauthorized};
 use crate::http::{ApiError, Request, Response, empty, json};
 use crate::services::AppState;
 use crate::services::mfa::{self, Proof};
@@ -74,11 +75,11 @@ pub struct LoginMfaRequest {
     responses(
         (status = 201, description = "Pending until a code confirms it", body = EnrolResponse),
         (status = 400, description = "The current password is wrong, or the body is not JSON", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 401, description = "No valid access token", body = ProblemDocument, content_type = "application/problem+json"),
+        Unauthorized,
         (status = 403, description = "The account's address was never verified (`email-not-verified`)", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 409, description = "A factor is already enabled", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 415, description = "The body is not JSON", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 422, description = "A field is missing or of the wrong type", body = ProblemDocument, content_type = "application/problem+json"),
+        NotJson,
+        Invalid,
         (status = 429, description = "Too many wrong passwords; see Retry-After", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 503, description = "Second factors are not configured, too many password checks waiting, or a backing service is unavailable", body = ProblemDocument, content_type = "application/problem+json"),
     )
@@ -110,10 +111,10 @@ pub async fn enrol(state: AppState, request: Request) -> Result<Response, ApiErr
     responses(
         (status = 200, description = "Enabled; the recovery codes, shown once", body = RecoveryCodes),
         (status = 400, description = "The code is wrong, or the body is not JSON", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 401, description = "No valid access token", body = ProblemDocument, content_type = "application/problem+json"),
+        Unauthorized,
         (status = 409, description = "Nothing is pending: never started, expired after 10 minutes, or replaced by a newer enrolment", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 415, description = "The body is not JSON", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 422, description = "A field is missing or of the wrong type", body = ProblemDocument, content_type = "application/problem+json"),
+        NotJson,
+        Invalid,
         (status = 429, description = "Too many wrong passwords or codes for the account; see Retry-After", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 503, description = "Second factors are not configured, or a backing service is unavailable", body = ProblemDocument, content_type = "application/problem+json"),
     )
@@ -139,10 +140,10 @@ pub async fn confirm(state: AppState, request: Request) -> Result<Response, ApiE
     responses(
         (status = 204, description = "Disabled"),
         (status = 400, description = "The current password or the code is wrong, or the body is not JSON", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 401, description = "No valid access token", body = ProblemDocument, content_type = "application/problem+json"),
+        Unauthorized,
         (status = 409, description = "No factor is enabled", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 415, description = "The body is not JSON", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 422, description = "A field is missing or of the wrong type", body = ProblemDocument, content_type = "application/problem+json"),
+        NotJson,
+        Invalid,
         (status = 429, description = "Too many wrong passwords or codes for the account; see Retry-After", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 503, description = "Second factors are not configured, too many password checks waiting, or a backing service is unavailable", body = ProblemDocument, content_type = "application/problem+json"),
     )
@@ -168,7 +169,7 @@ pub async fn disable(state: AppState, request: Request) -> Result<Response, ApiE
             headers(("Set-Cookie" = String, description = "the refresh_token cookie"))),
         (status = 400, description = "The body is not JSON", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 401, description = "A wrong, replayed or used code, or an unknown, expired or spent mfa_token", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 415, description = "The body is not JSON", body = ProblemDocument, content_type = "application/problem+json"),
+        NotJson,
         (status = 422, description = "Neither or both of code and recovery_code, or a field of the wrong type", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 429, description = "Too many failures for the account; see Retry-After", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 503, description = "Second factors are not configured, or a backing service is unavailable", body = ProblemDocument, content_type = "application/problem+json"),

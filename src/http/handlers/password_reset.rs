@@ -6,6 +6,7 @@ use utoipa::ToSchema;
 
 use crate::http::extract;
 use crate::http::problem::ProblemDocument;
+use crate::http::problem::shared::NotJson;
 use crate::http::{ApiError, Request, Response, empty, json};
 use crate::services::AppState;
 use crate::services::password_reset;
@@ -48,7 +49,7 @@ const ACCEPTED: Accepted = Accepted {
     responses(
         (status = 202, description = "Accepted, whether or not the email is known", body = Accepted),
         (status = 400, description = "The body is not JSON", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 415, description = "The body is not JSON", body = ProblemDocument, content_type = "application/problem+json"),
+        NotJson,
         (status = 422, description = "Malformed email", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 429, description = "Too many requests for this email or from this address; see Retry-After", body = ProblemDocument, content_type = "application/problem+json"),
     )
@@ -70,7 +71,7 @@ pub async fn request(state: AppState, request: Request) -> Result<Response, ApiE
     responses(
         (status = 204, description = "The password is set; every session has ended"),
         (status = 400, description = "Unknown, used, superseded or expired token, or a body that is not JSON", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 415, description = "The body is not JSON", body = ProblemDocument, content_type = "application/problem+json"),
+        NotJson,
         (status = 422, description = "The new password is too weak (the token is not spent)", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 503, description = "Too many password checks waiting, or a backing service is unavailable; see Retry-After", body = ProblemDocument, content_type = "application/problem+json"),
     )

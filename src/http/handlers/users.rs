@@ -10,6 +10,7 @@ use crate::domain::FullName;
 use crate::http::extract;
 use crate::http::layers::auth::AuthenticatedUser;
 use crate::http::problem::ProblemDocument;
+use crate::http::problem::shared::{Invalid, NotJson, Unauthorized};
 use crate::http::router::PathParams;
 use crate::http::{ApiError, Request, Response, empty, json};
 use crate::repositories::sessions::SessionRecord;
@@ -108,7 +109,7 @@ pub struct SessionResponse {
     security(("bearer" = []), ("oauth2" = [])),
     responses(
         (status = 200, description = "The user", body = UserResponse),
-        (status = 401, description = "No valid access token", body = ProblemDocument, content_type = "application/problem+json"),
+        Unauthorized,
         (status = 503, description = "The session store is unavailable", body = ProblemDocument, content_type = "application/problem+json"),
     )
 )]
@@ -128,8 +129,8 @@ pub async fn me(state: AppState, request: Request) -> Result<Response, ApiError>
     responses(
         (status = 200, description = "The updated user", body = UserResponse),
         (status = 400, description = "The body is not JSON", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 401, description = "No valid access token", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 415, description = "The body is not JSON", body = ProblemDocument, content_type = "application/problem+json"),
+        Unauthorized,
+        NotJson,
         (status = 422, description = "Invalid name", body = ProblemDocument, content_type = "application/problem+json"),
     )
 )]
@@ -158,8 +159,8 @@ pub async fn update_me(state: AppState, request: Request) -> Result<Response, Ap
     responses(
         (status = 204, description = "Changed"),
         (status = 400, description = "The current password is wrong, or the body is not JSON", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 401, description = "No valid access token", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 415, description = "The body is not JSON", body = ProblemDocument, content_type = "application/problem+json"),
+        Unauthorized,
+        NotJson,
         (status = 422, description = "The new password is too weak", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 429, description = "Too many wrong current passwords; see Retry-After", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 503, description = "Too many password checks waiting, or a backing service is unavailable; see Retry-After", body = ProblemDocument, content_type = "application/problem+json"),
@@ -188,7 +189,7 @@ pub async fn change_password(state: AppState, request: Request) -> Result<Respon
     security(("bearer" = []), ("oauth2" = [])),
     responses(
         (status = 200, description = "Live sessions", body = [SessionResponse]),
-        (status = 401, description = "No valid access token", body = ProblemDocument, content_type = "application/problem+json"),
+        Unauthorized,
     )
 )]
 pub async fn list_sessions(state: AppState, request: Request) -> Result<Response, ApiError> {
@@ -216,7 +217,7 @@ pub async fn list_sessions(state: AppState, request: Request) -> Result<Response
     params(("id" = Uuid, Path, description = "The session id")),
     responses(
         (status = 204, description = "Ended"),
-        (status = 401, description = "No valid access token", body = ProblemDocument, content_type = "application/problem+json"),
+        Unauthorized,
         (status = 404, description = "No such live session of this user", body = ProblemDocument, content_type = "application/problem+json"),
     )
 )]
@@ -244,10 +245,10 @@ pub async fn delete_session(state: AppState, request: Request) -> Result<Respons
     responses(
         (status = 202, description = "A link is on its way to the new address (unless it was sent too many lately)", body = super::password_reset::Accepted),
         (status = 400, description = "The current password is wrong, or the body is not JSON", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 401, description = "No valid access token", body = ProblemDocument, content_type = "application/problem+json"),
+        Unauthorized,
         (status = 403, description = "The account's own address was never verified (`email-not-verified`)", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 409, description = "Another account has the new address", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 415, description = "The body is not JSON", body = ProblemDocument, content_type = "application/problem+json"),
+        NotJson,
         (status = 422, description = "Malformed address, or the current one", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 429, description = "Too many wrong passwords or requests; see Retry-After", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 503, description = "Too many password checks waiting, or a backing service is unavailable; see Retry-After", body = ProblemDocument, content_type = "application/problem+json"),
@@ -284,9 +285,9 @@ pub async fn change_email(state: AppState, request: Request) -> Result<Response,
     responses(
         (status = 204, description = "Deleted"),
         (status = 400, description = "The current password is wrong, or the body is not JSON", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 401, description = "No valid access token", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 415, description = "The body is not JSON", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 422, description = "A field is missing or of the wrong type", body = ProblemDocument, content_type = "application/problem+json"),
+        Unauthorized,
+        NotJson,
+        Invalid,
         (status = 429, description = "Too many wrong passwords; see Retry-After", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 503, description = "Too many password checks waiting, or a backing service is unavailable; see Retry-After", body = ProblemDocument, content_type = "application/problem+json"),
     )

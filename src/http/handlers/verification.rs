@@ -7,6 +7,7 @@ use utoipa::ToSchema;
 use super::password_reset::Accepted;
 use crate::http::extract;
 use crate::http::problem::ProblemDocument;
+use crate::http::problem::shared::{Invalid, NotJson};
 use crate::http::{ApiError, Request, Response, empty, json};
 use crate::services::AppState;
 use crate::services::verification;
@@ -36,7 +37,7 @@ pub struct VerificationConfirm {
     responses(
         (status = 202, description = "Accepted, whether or not the email is known or already verified", body = Accepted),
         (status = 400, description = "The body is not JSON", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 415, description = "The body is not JSON", body = ProblemDocument, content_type = "application/problem+json"),
+        NotJson,
         (status = 422, description = "Malformed email", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 429, description = "Too many requests for this email or from this address; see Retry-After", body = ProblemDocument, content_type = "application/problem+json"),
     )
@@ -66,8 +67,8 @@ pub async fn request(state: AppState, request: Request) -> Result<Response, ApiE
         (status = 204, description = "The address is verified"),
         (status = 400, description = "Unknown, used, superseded or expired token, or a body that is not JSON", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 409, description = "The new address was taken meanwhile (the link stays usable)", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 415, description = "The body is not JSON", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 422, description = "A field is missing or of the wrong type", body = ProblemDocument, content_type = "application/problem+json"),
+        NotJson,
+        Invalid,
     )
 )]
 pub async fn confirm(state: AppState, request: Request) -> Result<Response, ApiError> {

@@ -138,13 +138,13 @@ async fn drain<B: Body<Data = Bytes> + Unpin>(body: B, limit: usize) -> bool {
 
 /// A request body that, dropped before its end, goes back to the layer
 /// that made it instead of being thrown away.
-pub struct Unread<B> {
+pub struct Unread<B: Body> {
     body: Option<B>,
     give_back: Option<oneshot::Sender<B>>,
     ended: bool,
 }
 
-impl<B> Unread<B> {
+impl<B: Body> Unread<B> {
     fn new(body: B, give_back: oneshot::Sender<B>) -> Self {
         Self {
             body: Some(body),
@@ -184,10 +184,14 @@ impl<B: Body + Unpin> Body for Unread<B> {
     }
 }
 
-impl<B> Drop for Unread<B> {
+impl<B: Body> Drop for Unread<B> {
     fn drop(&mut self) {
         let Some(body) = self.body.take() else { return };
-        if let (false, Some(give_back)) = (self.ended, self.give_back.take()) {
+        // Nothing left to read (a GET, a body read to its end): nothing to do.
+        if self.ended || body.is_end_stream() {
+            return;
+        }
+        if let Some(give_back) = self.give_back.take() {
             let _ = give_back.send(body);
         }
     }
