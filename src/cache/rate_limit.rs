@@ -23,9 +23,9 @@ use sha2::{Digest, Sha256};
 
 use super::{Keys, Redis};
 
-/// Returns {0, 0} when KEYS[1] is under the limit ARGV[2] (counting the
-/// attempt, with expiry ARGV[3], if ARGV[1] is 1), or {1, seconds} when the
-/// limit is reached.
+/// Returns {0, count} when KEYS[1] is under the limit ARGV[2] (counting the
+/// attempt, with expiry ARGV[3], if ARGV[1] is 1; count is then the count
+/// with it), or {1, seconds} when the limit is reached.
 static RESERVE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
@@ -36,11 +36,12 @@ static RESERVE: LazyLock<Script> = LazyLock::new(|| {
             return {1, ttl}
         end
         if ARGV[1] == '1' then
-            if redis.call('INCR', KEYS[1]) == 1 then
+            count = redis.call('INCR', KEYS[1])
+            if count == 1 then
                 redis.call('EXPIRE', KEYS[1], ARGV[3])
             end
         end
-        return {0, 0}
+        return {0, count}
         ",
     )
 });
@@ -127,34 +128,36 @@ impl RateLimiter {
             self.reserve(&account, false, limits.per_account, limits.window),
             self.reserve(&address, false, limits.per_address, limits.window),
         )?;
-        Ok(account.and(address))
+        Ok(account.and(address).map(|_| ()))
     }
 
     /// Counts a guess at a secret (a password, a code) against both login
     /// limits before it is checked: the account first, then the address,
-    /// which gives the account its slot back if it refuses.
+    /// which gives the account its slot back if it refuses. `Ok(true)` when
+    /// the guess took the account's last slot: wrong, it locks the account.
     pub async fn reserve_guess(
         &self,
         email: &str,
         address: IpAddr,
         limits: LoginLimits,
-    ) -> redis::RedisResult<Result<(), Limited>> {
+    ) -> redis::RedisResult<Result<bool, Limited>> {
         let account = self.email_key("login", email);
-        if let Err(limited) = self
+        let count = match self
             .reserve(&account, true, limits.per_account, limits.window)
             .await?
         {
-            return Ok(Err(limited));
-        }
+            Ok(count) => count,
+            Err(limited) => return Ok(Err(limited)),
+        };
         let address = self.address_key("login", address);
         match self
             .reserve(&address, true, limits.per_address, limits.window)
             .await
         {
-            Ok(Ok(())) => Ok(Ok(())),
+            Ok(Ok(_)) => Ok(Ok(count >= u64::from(limits.per_account))),
             refused_or_failed => {
                 self.release(&account).await?;
-                refused_or_failed
+                refused_or_failed.map(|r| r.map(|_| false))
             }
         }
     }
@@ -167,9 +170,9 @@ impl RateLimiter {
         count: bool,
         max: u32,
         window: Duration,
-    ) -> redis::RedisResult<Result<(), Limited>> {
+    ) -> redis::RedisResult<Result<u64, Limited>> {
         let mut redis = self.redis.clone();
-        let (refused, ttl): (u32, u64) = RESERVE
+        let (refused, value): (u32, u64) = RESERVE
             .key(key)
             .arg(if count { "1" } else { "0" })
             .arg(max)
@@ -177,9 +180,9 @@ impl RateLimiter {
             .invoke_async(&mut redis)
             .await?;
         Ok(match refused {
-            0 => Ok(()),
+            0 => Ok(value),
             _ => Err(Limited {
-                retry_after: Duration::from_secs(ttl),
+                retry_after: Duration::from_secs(value),
             }),
         })
     }
@@ -200,8 +203,10 @@ impl RateLimiter {
         max: u32,
         window: Duration,
     ) -> redis::RedisResult<Result<(), Limited>> {
-        self.reserve(&self.email_key(scope, email), true, max, window)
-            .await
+        Ok(self
+            .reserve(&self.email_key(scope, email), true, max, window)
+            .await?
+            .map(|_| ()))
     }
 
     /// Counts one request of `scope` (registrations, emails asked for) from
@@ -213,8 +218,10 @@ impl RateLimiter {
         max: u32,
         window: Duration,
     ) -> redis::RedisResult<Result<(), Limited>> {
-        self.reserve(&self.address_key(scope, address), true, max, window)
-            .await
+        Ok(self
+            .reserve(&self.address_key(scope, address), true, max, window)
+            .await?
+            .map(|_| ()))
     }
 
     /// A right guess (a password, a code) gives back the slots it

@@ -51,9 +51,10 @@ pub async fn login(
         return locked(error).await;
     }
     let permit = ctx.hasher.acquire().await?;
-    if let Err(error) = limits::reserve_guess(ctx, &normalised, client_address).await {
-        return locked(error).await;
-    }
+    let guess = match limits::reserve_guess(ctx, &normalised, client_address).await {
+        Ok(guess) => guess,
+        Err(error) => return locked(error).await,
+    };
     let verified = ctx
         .hasher
         .verify_with(
@@ -68,6 +69,9 @@ pub async fn login(
             if let Some(user) = known {
                 let event = Event::login_failed(user.id, FailureReason::WrongPassword);
                 events::record_alone(ctx, origin, event).await?;
+                if let Some(lockout) = guess.lockout(ctx, user.id) {
+                    events::record_alone(ctx, origin, lockout).await?;
+                }
             }
             return Err(invalid_credentials());
         }

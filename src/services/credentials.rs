@@ -3,11 +3,8 @@
 //! with everything a replacement ends (CONTRACT.md, "Authentication model",
 //! "Recovery ends what an intruder left behind").
 
-use std::net::IpAddr;
-
-use uuid::Uuid;
-
 use serde_json::json;
+use uuid::Uuid;
 
 use super::events::{self, Event, EventType, Origin};
 use super::{AppContext, ServiceError, db, jobs, limits};
@@ -62,20 +59,24 @@ pub(crate) async fn me_with_password(
     ctx: &AppContext,
     claims: &Claims,
     current_password: &str,
-    client_address: IpAddr,
+    origin: &Origin,
 ) -> Result<UserRecord, ServiceError> {
+    let client_address = origin.address;
     let user = users::find_active_user(&db(&ctx.db).await?, claims.sub)
         .await?
         .ok_or(ServiceError::Unauthenticated)?;
     limits::check_login(ctx, &user.email, client_address).await?;
     let permit = ctx.hasher.acquire().await?;
-    limits::reserve_guess(ctx, &user.email, client_address).await?;
+    let guess = limits::reserve_guess(ctx, &user.email, client_address).await?;
     let verified = ctx
         .hasher
         .verify_with(permit, current_password, Some(&user.password_hash))
         .await?;
     limits::settle_guess(ctx, &user.email, client_address, verified).await?;
     if !verified {
+        if let Some(lockout) = guess.lockout(ctx, user.id) {
+            events::record_alone(ctx, origin, lockout).await?;
+        }
         return Err(ServiceError::WrongCurrentPassword);
     }
     Ok(user)

@@ -14,6 +14,10 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
+use serde_json::json;
+use uuid::Uuid;
+
+use super::events::{Event, EventType};
 use super::{AppContext, ServiceError};
 use crate::cache::rate_limit::{Limited, LoginLimits};
 
@@ -90,16 +94,38 @@ pub(crate) async fn reserve_per_email(
         .map_err(refused_by(name))
 }
 
+/// A guess whose slot is reserved.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Guess {
+    /// It took the account's last slot: if it is wrong, the account is
+    /// locked until the window passes.
+    last_slot: bool,
+}
+
+impl Guess {
+    /// The event to write when this guess turned out wrong and locked the
+    /// account (`limit.account_locked`); `None` otherwise.
+    pub(crate) fn lockout(self, ctx: &AppContext, user_id: Uuid) -> Option<Event> {
+        self.last_slot.then(|| {
+            Event::of(EventType::LimitAccountLocked, user_id).with_details(json!({
+                "failures": ctx.config.login_max_failures_per_account,
+                "window_seconds": ctx.config.login_failure_window.as_secs(),
+            }))
+        })
+    }
+}
+
 /// Reserves the slot of one guess at a secret of the account `email`
 /// (normalised) from `client_address`; 429 past either login limit.
 pub(crate) async fn reserve_guess(
     ctx: &AppContext,
     email: &str,
     client_address: IpAddr,
-) -> Result<(), ServiceError> {
+) -> Result<Guess, ServiceError> {
     ctx.limiter
         .reserve_guess(email, client_address, login_limits(ctx))
         .await?
+        .map(|last_slot| Guess { last_slot })
         .map_err(rate_limited)
 }
 

@@ -4,11 +4,8 @@
 //! once (the last accepted time step per user moves forward atomically);
 //! wrong codes count against the account's login limit.
 
-use std::net::IpAddr;
-
-use uuid::Uuid;
-
 use serde_json::json;
+use uuid::Uuid;
 
 use super::AppContext;
 use super::events::{self, Event, EventType, FailureReason, Origin};
@@ -60,13 +57,13 @@ pub async fn enrol(
     ctx: &AppContext,
     claims: &Claims,
     current_password: &str,
-    client_address: IpAddr,
+    origin: &Origin,
 ) -> Result<Enrolment, ServiceError> {
     let sealer = sealer(ctx)?;
     if !super::users::me(ctx, claims.sub).await?.email_verified {
         return Err(ServiceError::EmailNotVerified);
     }
-    let user = credentials::me_with_password(ctx, claims, current_password, client_address).await?;
+    let user = credentials::me_with_password(ctx, claims, current_password, origin).await?;
     let secret = totp::new_secret();
     let sealed = sealer.seal(user.id, &secret);
     if !mfa::put_pending(&db(&ctx.db).await?, user.id, &sealed).await? {
@@ -97,10 +94,15 @@ pub async fn confirm(
         .await?
         .ok_or(ServiceError::MfaNotPending)?;
     let secret = open(sealer, user.id, &factor.sealed_secret)?;
-    limits::reserve_guess(ctx, &user.email, client_address).await?;
+    let guess = limits::reserve_guess(ctx, &user.email, client_address).await?;
     let step = totp::matching_step(&secret, code.trim(), now_seconds());
     limits::settle_guess(ctx, &user.email, client_address, step.is_some()).await?;
-    let step = step.ok_or(ServiceError::WrongMfaCode)?;
+    let Some(step) = step else {
+        if let Some(lockout) = guess.lockout(ctx, user.id) {
+            events::record_alone(ctx, origin, lockout).await?;
+        }
+        return Err(ServiceError::WrongMfaCode);
+    };
     super::seams::totp_code_checked(&user.email).await;
     let codes = totp::new_recovery_codes();
     let hashes: Vec<&[u8]> = codes.iter().map(|(_, hash)| hash.as_slice()).collect();
@@ -160,7 +162,7 @@ pub async fn disable(
 ) -> Result<(), ServiceError> {
     let client_address = origin.address;
     let sealer = sealer(ctx)?;
-    let user = credentials::me_with_password(ctx, claims, current_password, client_address).await?;
+    let user = credentials::me_with_password(ctx, claims, current_password, origin).await?;
     let mut client = db(&ctx.db).await?;
     let factor = mfa::find_factor(&client, user.id)
         .await?
@@ -171,10 +173,14 @@ pub async fn disable(
     } else {
         Proof::RecoveryCode(code)
     };
-    limits::reserve_guess(ctx, &user.email, client_address).await?;
+    let guess = limits::reserve_guess(ctx, &user.email, client_address).await?;
     let transaction = client.transaction().await?;
     let right = check_proof(&transaction, sealer, user.id, &factor.sealed_secret, &proof).await?;
     if !right {
+        drop(transaction);
+        if let Some(lockout) = guess.lockout(ctx, user.id) {
+            events::record_alone(ctx, origin, lockout).await?;
+        }
         return Err(ServiceError::WrongMfaCode);
     }
     mfa::remove(&transaction, user.id).await?;
@@ -248,14 +254,17 @@ pub async fn complete_login(
         .ok_or(ServiceError::InvalidMfaLogin)?;
     // Reserved before the code is looked at, so parallel guesses never
     // overshoot the account's limit.
-    if let Err(error) = limits::reserve_guess(ctx, &user.email, client_address).await {
-        if let ServiceError::RateLimited { .. } = error {
-            let event = Event::login_failed(user.id, FailureReason::Locked);
-            events::record(&transaction, Some(origin), event).await?;
-            transaction.commit().await?;
+    let guess = match limits::reserve_guess(ctx, &user.email, client_address).await {
+        Ok(guess) => guess,
+        Err(error) => {
+            if let ServiceError::RateLimited { .. } = error {
+                let event = Event::login_failed(user.id, FailureReason::Locked);
+                events::record(&transaction, Some(origin), event).await?;
+                transaction.commit().await?;
+            }
+            return Err(error);
         }
-        return Err(error);
-    }
+    };
     let factor = mfa::find_factor(&transaction, user.id)
         .await?
         .filter(|f| f.enabled)
@@ -267,6 +276,9 @@ pub async fn complete_login(
         mfa::record_failure(&transaction, &token_hash).await?;
         let event = Event::login_failed(user.id, FailureReason::WrongCode);
         events::record(&transaction, Some(origin), event).await?;
+        if let Some(lockout) = guess.lockout(ctx, user.id) {
+            events::record(&transaction, Some(origin), lockout).await?;
+        }
         transaction.commit().await?;
         return Err(ServiceError::InvalidMfaLogin);
     }

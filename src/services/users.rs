@@ -42,7 +42,7 @@ pub async fn change_password(
     new_password: String,
     origin: &Origin,
 ) -> Result<(), ServiceError> {
-    let user = credentials::me_with_password(ctx, claims, current_password, origin.address).await?;
+    let user = credentials::me_with_password(ctx, claims, current_password, origin).await?;
     let hash = credentials::hash_new_password(ctx, &user, new_password).await?;
     credentials::replace_password(
         ctx,
@@ -75,7 +75,7 @@ pub async fn request_email_change(
     if !me(ctx, claims.sub).await?.email_verified {
         return Err(ServiceError::EmailNotVerified);
     }
-    let user = credentials::me_with_password(ctx, claims, current_password, origin.address).await?;
+    let user = credentials::me_with_password(ctx, claims, current_password, origin).await?;
     if new_email.as_str() == user.email {
         return Err(ServiceError::invalid(
             "new_email",
@@ -133,7 +133,7 @@ pub async fn delete_account(
     current_password: &str,
     origin: &Origin,
 ) -> Result<(), ServiceError> {
-    let user = credentials::me_with_password(ctx, claims, current_password, origin.address).await?;
+    let user = credentials::me_with_password(ctx, claims, current_password, origin).await?;
     let mark = crate::security::claims::unix_micros(time::OffsetDateTime::now_utc());
     ctx.denylist
         .set_not_before(user.id, mark, ctx.jwt.ttl())

@@ -289,6 +289,49 @@ async fn a_user_sees_only_their_own_events_and_an_unknown_email_writes_none() {
 }
 
 #[tokio::test]
+async fn the_wrong_guess_that_locks_the_account_writes_limit_account_locked_once() {
+    let app = spawn_app_with(|vars| {
+        vars.insert("LOGIN_MAX_FAILURES_PER_ACCOUNT".into(), "3".into());
+    })
+    .await;
+    let user = app.register_user().await;
+    let access = app.login_user(&user).await.access;
+    // A wrong re-check, a wrong login, then the wrong login that fills the
+    // count; the refused one after it locks nothing more.
+    let wrong = app
+        .change_password(&access, "not the password at all", OTHER_STRONG_PASSWORD)
+        .await;
+    assert_eq!(wrong.status(), 400);
+    for _ in 0..2 {
+        app.login(&user.email, "not the password at all").await;
+    }
+    assert_eq!(app.login(&user.email, &user.password).await.status(), 429);
+
+    let kinds: Vec<String> = app
+        .database()
+        .await
+        .query(
+            "SELECT type FROM security_events WHERE type LIKE 'limit.%' OR type = 'session.login_failed' \
+             ORDER BY occurred_at",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "session.login_failed",
+            "session.login_failed",
+            "limit.account_locked",
+            "session.login_failed"
+        ]
+    );
+}
+
+#[tokio::test]
 async fn a_login_refused_by_the_account_limit_is_a_failure_for_locked() {
     let app = spawn_app_with(|vars| {
         vars.insert("LOGIN_MAX_FAILURES_PER_ACCOUNT".into(), "2".into());

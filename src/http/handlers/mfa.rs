@@ -86,9 +86,9 @@ pub struct LoginMfaRequest {
 )]
 pub async fn enrol(state: AppState, request: Request) -> Result<Response, ApiError> {
     let claims = AuthenticatedUser::of(&request)?.clone();
-    let address = extract::client_ip(&request, &state.config.trusted_proxies);
+    let origin = extract::origin(&request, &state.config.trusted_proxies);
     let body: EnrolRequest = extract::json(request).await?;
-    let enrolment = mfa::enrol(&state, &claims, &body.current_password, address).await?;
+    let enrolment = mfa::enrol(&state, &claims, &body.current_password, &origin).await?;
     let mut response = json(
         StatusCode::CREATED,
         &EnrolResponse {
