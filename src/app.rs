@@ -134,10 +134,16 @@ pub async fn run_worker(
     let mailer = Mailer::new(&config.mail_transport, &config.mail_from)?;
     let Resources { db, broker } =
         open_resources(&config, "portcullis-worker", &background).await?;
+    let webhooks = config
+        .webhook
+        .clone()
+        .map(worker::jobs::webhook::Webhooks::new)
+        .transpose()?;
     let jobs = Arc::new(JobContext {
         config: config.clone(),
         db: db.clone(),
         mailer,
+        webhooks,
     });
     tokio::spawn(worker::run_dead_letter_gauge(
         broker.clone(),

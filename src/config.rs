@@ -129,6 +129,9 @@ pub struct Config {
     pub pages_enabled: bool,
     pub mail_transport: MailTransport,
     pub mail_from: String,
+    /// Signed deliveries of security events (`WEBHOOK_*`); `None` when
+    /// `WEBHOOK_URL` is unset.
+    pub webhook: Option<Arc<WebhookConfig>>,
     pub cookie_secure: bool,
     pub trusted_proxies: Vec<IpNet>,
     pub login_failure_window: Duration,
@@ -331,6 +334,7 @@ impl Config {
             mail_transport: parse_mail_transport(
                 env.optional("MAIL_TRANSPORT").unwrap_or("file:mail"),
             )?,
+            webhook: parse_webhook(&env)?.map(Arc::new),
             mail_from: parse_mail_from(
                 env.optional("MAIL_FROM")
                     .unwrap_or("Portcullis <no-reply@localhost>"),
@@ -413,6 +417,87 @@ fn load_keys(
         ));
     }
     KeySet::load(algorithm, &paths).map_err(|e| ConfigError::new(VAR, format!("file {e}")))
+}
+
+/// Where and how security events are delivered (CONTRACT.md, "Security
+/// events and webhooks").
+#[derive(Clone)]
+pub struct WebhookConfig {
+    pub url: String,
+    /// The key of the Standard Webhooks signature: `WEBHOOK_SECRET` without
+    /// its `whsec_` prefix, base64-decoded. Never logged.
+    pub secret: Vec<u8>,
+    /// Event type prefixes delivered; empty: every type.
+    pub event_types: Vec<String>,
+    pub timeout: Duration,
+    pub max_attempts: u32,
+    pub retry_base: Duration,
+}
+
+impl std::fmt::Debug for WebhookConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookConfig")
+            .field("url", &self.url)
+            .field("secret", &"<redacted>")
+            .field("event_types", &self.event_types)
+            .finish_non_exhaustive()
+    }
+}
+
+impl WebhookConfig {
+    /// Whether events of `kind` are delivered.
+    pub fn wants(&self, kind: &str) -> bool {
+        self.event_types.is_empty() || self.event_types.iter().any(|p| kind.starts_with(p))
+    }
+}
+
+fn parse_webhook(env: &Vars) -> Result<Option<WebhookConfig>, ConfigError> {
+    let Some(url) = env.optional("WEBHOOK_URL") else {
+        return Ok(None);
+    };
+    if !(url.starts_with("http://") || url.starts_with("https://"))
+        || url.parse::<http::Uri>().is_err()
+    {
+        return Err(ConfigError::new(
+            "WEBHOOK_URL",
+            "must be an http:// or https:// URL",
+        ));
+    }
+    let secret = env.optional("WEBHOOK_SECRET").ok_or_else(|| {
+        ConfigError::new(
+            "WEBHOOK_SECRET",
+            "is required when WEBHOOK_URL is set (whsec_ and base64, as Standard Webhooks defines)",
+        )
+    })?;
+    use base64::Engine;
+    let secret = secret
+        .strip_prefix("whsec_")
+        .and_then(|key| base64::engine::general_purpose::STANDARD.decode(key).ok())
+        .filter(|key| key.len() >= 24)
+        .ok_or_else(|| {
+            ConfigError::new(
+                "WEBHOOK_SECRET",
+                "must be whsec_ followed by the base64 of at least 24 random bytes (`echo whsec_$(openssl rand -base64 32)`)",
+            )
+        })?;
+    let event_types = env
+        .optional("WEBHOOK_EVENT_TYPES")
+        .map(|list| {
+            list.split(',')
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(Some(WebhookConfig {
+        url: url.to_owned(),
+        secret,
+        event_types,
+        timeout: env.seconds("WEBHOOK_TIMEOUT_SECONDS", 10, 1)?,
+        max_attempts: env.bounded("WEBHOOK_MAX_ATTEMPTS", 8, 1..=100)?,
+        retry_base: env.seconds("WEBHOOK_RETRY_BASE_SECONDS", 5, 1)?,
+    }))
 }
 
 fn parse_mail_from(value: &str) -> Result<String, ConfigError> {

@@ -108,6 +108,12 @@ fn install_recorder() -> Metrics {
                 LATENCY_BUCKETS,
             )
         })
+        .and_then(|b| {
+            b.set_buckets_for_metric(
+                Matcher::Full("webhook_delivery_duration_seconds".into()),
+                LATENCY_BUCKETS,
+            )
+        })
         .expect("bucket lists are non-empty")
         .install_recorder()
         .expect("the Prometheus recorder is installed once, here");
@@ -189,6 +195,15 @@ fn describe_metrics() {
         "Rows deleted by the retention purge, by table"
     );
     describe_counter!(
+        "webhook_deliveries_total",
+        "Webhook delivery attempts, by outcome (delivered, retried, dead_lettered)"
+    );
+    describe_histogram!(
+        "webhook_delivery_duration_seconds",
+        Unit::Seconds,
+        "Time of one webhook delivery attempt, answer included"
+    );
+    describe_counter!(
         "security_events_total",
         "Security events written, by type and outcome (success, failure)"
     );
@@ -241,6 +256,15 @@ fn describe_metrics() {
     for kind in crate::messaging::jobs::JobKind::ALL {
         let _ = metrics::histogram!("job_duration_seconds", "kind" => kind.metric_label());
     }
+    for outcome in ["sent", "failed", "rejected"] {
+        metrics::counter!("jobs_processed_total", "kind" => "webhook", "outcome" => outcome)
+            .increment(0);
+    }
+    let _ = metrics::histogram!("job_duration_seconds", "kind" => "webhook");
+    for outcome in ["delivered", "retried", "dead_lettered"] {
+        metrics::counter!("webhook_deliveries_total", "outcome" => outcome).increment(0);
+    }
+    let _ = metrics::histogram!("webhook_delivery_duration_seconds");
     metrics::counter!("accounts_deleted_total").increment(0);
     for outcome in ["success", "invalid_code", "replayed", "recovery_code"] {
         metrics::counter!("auth_mfa_total", "outcome" => outcome).increment(0);

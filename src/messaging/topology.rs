@@ -10,19 +10,22 @@ use lapin::{Connection, ExchangeKind};
 /// so a job that crashes its consumer every time still ends in the DLQ.
 pub const DELIVERY_LIMIT: i32 = 10;
 
-/// The kinds of job, one work queue each.
+/// The kinds of job, one work queue each: the emails, and the deliveries
+/// of security events to the webhook.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum JobQueue {
     PasswordReset,
     Verification,
     SecurityNotice,
+    WebhookDelivery,
 }
 
 impl JobQueue {
-    pub const ALL: [JobQueue; 3] = [
+    pub const ALL: [JobQueue; 4] = [
         JobQueue::PasswordReset,
         JobQueue::Verification,
         JobQueue::SecurityNotice,
+        JobQueue::WebhookDelivery,
     ];
 
     /// The queue name without prefix; also its routing key.
@@ -31,6 +34,7 @@ impl JobQueue {
             JobQueue::PasswordReset => "email.password_reset",
             JobQueue::Verification => "email.verification",
             JobQueue::SecurityNotice => "email.security_notice",
+            JobQueue::WebhookDelivery => "webhooks.delivery",
         }
     }
 }

@@ -9,6 +9,7 @@ use uuid::Uuid;
 pub struct NewEvent<'a> {
     pub id: Uuid,
     pub kind: &'a str,
+    pub occurred_at: OffsetDateTime,
     pub user_id: Option<Uuid>,
     pub session_id: Option<Uuid>,
     pub outcome: &'a str,
@@ -41,9 +42,9 @@ pub async fn insert(
     client: &impl GenericClient,
     event: &NewEvent<'_>,
 ) -> Result<(), tokio_postgres::Error> {
-    const SQL: &str = "INSERT INTO security_events (id, type, user_id, session_id, outcome, \
-            client_address, user_agent, correlation_id, actor_kind, actor_name, details) \
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
+    const SQL: &str = "INSERT INTO security_events (id, type, occurred_at, user_id, session_id, \
+            outcome, client_address, user_agent, correlation_id, actor_kind, actor_name, details) \
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
     let statement = client.prepare_cached(SQL).await?;
     client
         .execute(
@@ -51,6 +52,7 @@ pub async fn insert(
             &[
                 &event.id,
                 &event.kind,
+                &event.occurred_at,
                 &event.user_id,
                 &event.session_id,
                 &event.outcome,
@@ -64,6 +66,25 @@ pub async fn insert(
         )
         .await?;
     Ok(())
+}
+
+impl From<&NewEvent<'_>> for EventRecord {
+    fn from(event: &NewEvent<'_>) -> Self {
+        Self {
+            id: event.id,
+            kind: event.kind.to_owned(),
+            occurred_at: event.occurred_at,
+            user_id: event.user_id,
+            session_id: event.session_id,
+            outcome: event.outcome.to_owned(),
+            client_address: event.client_address.clone(),
+            user_agent: event.user_agent.map(str::to_owned),
+            correlation_id: event.correlation_id.to_owned(),
+            actor_kind: event.actor_kind.to_owned(),
+            actor_name: event.actor_name.map(str::to_owned),
+            details: event.details.clone(),
+        }
+    }
 }
 
 /// Up to `limit` of the user's events older than `before` (an

@@ -202,7 +202,7 @@ async fn rotate(
     {
         let event =
             Event::of(EventType::SessionReuseDetected, owner.user_id).in_session(owner.session_id);
-        events::record(&transaction, Some(origin), event).await?;
+        events::record(ctx, &transaction, Some(origin), event).await?;
         if let Some(user) = users::find_active_user(&transaction, owner.user_id).await? {
             jobs::enqueue(
                 &transaction,
@@ -252,7 +252,7 @@ pub async fn logout(
     )
     .await?;
     let event = Event::of(EventType::SessionLoggedOut, claims.sub).in_session(claims.sid);
-    events::record(&transaction, Some(origin), event).await?;
+    events::record(ctx, &transaction, Some(origin), event).await?;
     transaction.commit().await?;
     let others: Vec<Uuid> = revoked
         .into_iter()
@@ -277,7 +277,7 @@ pub async fn logout_all(
     let transaction = client.transaction().await?;
     super::recovery::end_pending_links(&transaction, claims.sub).await?;
     let event = Event::of(EventType::SessionLoggedOutAll, claims.sub).in_session(claims.sid);
-    events::record(&transaction, Some(origin), event).await?;
+    events::record(ctx, &transaction, Some(origin), event).await?;
     transaction.commit().await?;
     tracing::info!(user_id = %claims.sub, "logged out everywhere");
     Ok(())

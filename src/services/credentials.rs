@@ -128,7 +128,7 @@ pub(crate) async fn replace_password(
     if let Some(session_id) = keep {
         event = event.in_session(session_id);
     }
-    events::record(&transaction, Some(origin), event).await?;
+    events::record(ctx, &transaction, Some(origin), event).await?;
     jobs::enqueue_and_commit(
         ctx,
         transaction,

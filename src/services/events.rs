@@ -9,12 +9,16 @@ use std::net::IpAddr;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use deadpool_postgres::GenericClient;
+use serde::Serialize;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::{AppContext, ServiceError, db};
+use crate::messaging::topology::JobQueue;
 use crate::repositories::events::{self, EventRecord, NewEvent};
+use crate::repositories::outbox;
 
 /// Where a request came from, for the events it causes.
 #[derive(Debug, Clone)]
@@ -187,7 +191,10 @@ impl Event {
 
 /// Appends `event`, caused by a request from `origin` (`None`: by the
 /// system, with no client), on `client`: the transaction of the change.
+/// With a webhook configured for its type, its delivery is written to the
+/// outbox in the same transaction, so it is sent once the change commits.
 pub async fn record(
+    ctx: &AppContext,
     client: &impl GenericClient,
     origin: Option<&Origin>,
     event: Event,
@@ -196,23 +203,41 @@ pub async fn record(
     let user_agent = origin
         .and_then(|o| o.user_agent.as_deref())
         .map(|ua| truncate(ua, 512));
-    events::insert(
-        client,
-        &NewEvent {
-            id: Uuid::now_v7(),
-            kind: event.kind.as_str(),
-            user_id: Some(event.user_id),
-            session_id: event.session_id,
-            outcome,
-            client_address: origin.map(|o| o.address.to_string()),
-            user_agent,
-            correlation_id: origin.map_or("", |o| o.correlation_id.as_str()),
-            actor_kind: if origin.is_some() { "user" } else { "system" },
-            actor_name: None,
-            details: &event.details,
-        },
-    )
-    .await?;
+    let occurred_at = now_micros();
+    let new = NewEvent {
+        id: Uuid::now_v7(),
+        kind: event.kind.as_str(),
+        occurred_at,
+        user_id: Some(event.user_id),
+        session_id: event.session_id,
+        outcome,
+        client_address: origin.map(|o| o.address.to_string()),
+        user_agent,
+        correlation_id: origin.map_or("", |o| o.correlation_id.as_str()),
+        actor_kind: if origin.is_some() { "user" } else { "system" },
+        actor_name: None,
+        details: &event.details,
+    };
+    events::insert(client, &new).await?;
+    if let Some(webhook) = ctx.config.webhook.as_deref()
+        && webhook.wants(new.kind)
+    {
+        let view = SecurityEvent::from(EventRecord::from(&new));
+        let body = json!({
+            "type": new.kind,
+            "timestamp": view.occurred_at_text(),
+            "data": view,
+        });
+        outbox::insert_job(
+            client,
+            new.id,
+            JobQueue::WebhookDelivery.base_name(),
+            &body,
+            new.correlation_id,
+        )
+        .await?;
+        ctx.outbox.wake();
+    }
     metrics::counter!(
         "security_events_total",
         "type" => event.kind.as_str(),
@@ -222,6 +247,13 @@ pub async fn record(
     Ok(())
 }
 
+/// Now, to the microsecond the database keeps.
+fn now_micros() -> OffsetDateTime {
+    let now = OffsetDateTime::now_utc();
+    now.replace_nanosecond(now.nanosecond() / 1_000 * 1_000)
+        .unwrap_or(now)
+}
+
 /// Appends an event that records no change (a failed attempt) on a pooled
 /// connection of its own.
 pub async fn record_alone(
@@ -229,7 +261,94 @@ pub async fn record_alone(
     origin: &Origin,
     event: Event,
 ) -> Result<(), ServiceError> {
-    Ok(record(&db(&ctx.db).await?, Some(origin), event).await?)
+    Ok(record(ctx, &db(&ctx.db).await?, Some(origin), event).await?)
+}
+
+/// An event as clients see it, in `GET /users/me/events` and in webhooks.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SecurityEvent {
+    /// UUID v7.
+    pub id: Uuid,
+    /// For example `session.login_succeeded` (the list is in the README).
+    #[serde(rename = "type")]
+    #[schema(example = "session.login_succeeded")]
+    pub kind: String,
+    /// RFC 3339 with microseconds.
+    #[serde(serialize_with = "micros")]
+    #[schema(value_type = String, format = DateTime)]
+    pub occurred_at: OffsetDateTime,
+    pub user_id: Option<Uuid>,
+    pub session_id: Option<Uuid>,
+    /// `success` or `failure`.
+    pub outcome: String,
+    /// The request's client; null for what the system did on its own.
+    pub client: Option<EventClient>,
+    pub correlation_id: String,
+    pub actor: EventActor,
+    /// Type-specific; never a secret, a token or a password.
+    #[schema(value_type = Object)]
+    pub details: Value,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventClient {
+    /// The client's IP address, without a port.
+    pub address: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventActor {
+    /// `user`, `admin` or `system`.
+    pub kind: String,
+    /// The admin key's name, or null.
+    pub name: Option<String>,
+}
+
+const MICROS: &[time::format_description::FormatItem<'_>] = time::macros::format_description!(
+    "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z"
+);
+
+fn micros<S: serde::Serializer>(at: &OffsetDateTime, serializer: S) -> Result<S::Ok, S::Error> {
+    let text = at
+        .to_offset(time::UtcOffset::UTC)
+        .format(MICROS)
+        .map_err(serde::ser::Error::custom)?;
+    serializer.serialize_str(&text)
+}
+
+impl SecurityEvent {
+    fn occurred_at_text(&self) -> String {
+        self.occurred_at
+            .to_offset(time::UtcOffset::UTC)
+            .format(MICROS)
+            .unwrap_or_default()
+    }
+}
+
+impl From<EventRecord> for SecurityEvent {
+    fn from(event: EventRecord) -> Self {
+        let has_client = event.client_address.is_some() || event.user_agent.is_some();
+        let client = has_client.then_some(EventClient {
+            address: event.client_address,
+            user_agent: event.user_agent,
+        });
+        Self {
+            id: event.id,
+            kind: event.kind,
+            occurred_at: event.occurred_at,
+            user_id: event.user_id,
+            session_id: event.session_id,
+            outcome: event.outcome,
+            client,
+            correlation_id: event.correlation_id,
+            actor: EventActor {
+                kind: event.actor_kind,
+                name: event.actor_name,
+            },
+            details: event.details,
+        }
+    }
 }
 
 fn truncate(text: &str, chars: usize) -> &str {

@@ -132,7 +132,7 @@ pub async fn confirm(
     let event = Event::of(EventType::MfaEnabled, user.id)
         .in_session(claims.sid)
         .with_details(json!({"factor": "totp", "sessions_ended": ended.len()}));
-    events::record(&transaction, Some(origin), event).await?;
+    events::record(ctx, &transaction, Some(origin), event).await?;
     jobs::enqueue_and_commit(
         ctx,
         transaction,
@@ -187,12 +187,12 @@ pub async fn disable(
     super::recovery::end_pending_links(&transaction, user.id).await?;
     if let Proof::RecoveryCode(_) = proof {
         let event = Event::of(EventType::MfaRecoveryCodeUsed, user.id).in_session(claims.sid);
-        events::record(&transaction, Some(origin), event).await?;
+        events::record(ctx, &transaction, Some(origin), event).await?;
     }
     let event = Event::of(EventType::MfaDisabled, user.id)
         .in_session(claims.sid)
         .with_details(json!({"factor": "totp"}));
-    events::record(&transaction, Some(origin), event).await?;
+    events::record(ctx, &transaction, Some(origin), event).await?;
     jobs::enqueue_and_commit(
         ctx,
         transaction,
@@ -259,7 +259,7 @@ pub async fn complete_login(
         Err(error) => {
             if let ServiceError::RateLimited { .. } = error {
                 let event = Event::login_failed(user.id, FailureReason::Locked);
-                events::record(&transaction, Some(origin), event).await?;
+                events::record(ctx, &transaction, Some(origin), event).await?;
                 transaction.commit().await?;
             }
             return Err(error);
@@ -275,9 +275,9 @@ pub async fn complete_login(
         // A wrong code is a failed login of the account: its slot stays.
         mfa::record_failure(&transaction, &token_hash).await?;
         let event = Event::login_failed(user.id, FailureReason::WrongCode);
-        events::record(&transaction, Some(origin), event).await?;
+        events::record(ctx, &transaction, Some(origin), event).await?;
         if let Some(lockout) = guess.lockout(ctx, user.id) {
-            events::record(&transaction, Some(origin), lockout).await?;
+            events::record(ctx, &transaction, Some(origin), lockout).await?;
         }
         transaction.commit().await?;
         return Err(ServiceError::InvalidMfaLogin);
@@ -285,7 +285,7 @@ pub async fn complete_login(
     mfa::spend_challenge(&transaction, &token_hash).await?;
     if let Proof::RecoveryCode(_) = proof {
         let event = Event::of(EventType::MfaRecoveryCodeUsed, user.id);
-        events::record(&transaction, Some(origin), event).await?;
+        events::record(ctx, &transaction, Some(origin), event).await?;
     }
     transaction.commit().await?;
     // The session keeps the user agent of the password step.

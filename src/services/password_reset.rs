@@ -37,7 +37,7 @@ pub async fn request(ctx: &AppContext, email: Email, origin: &Origin) -> Result<
     .await?;
     if let Some(message) = &message {
         let event = Event::of(EventType::AccountPasswordResetRequested, message.user_id);
-        events::record(&transaction, Some(origin), event).await?;
+        events::record(ctx, &transaction, Some(origin), event).await?;
         jobs::enqueue_message(
             &transaction,
             JobKind::PasswordResetLink,

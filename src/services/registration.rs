@@ -67,6 +67,7 @@ pub async fn register(
     .await?
     .ok_or(ServiceError::EmailTaken)?;
     events::record(
+        ctx,
         &transaction,
         Some(origin),
         Event::of(EventType::AccountRegistered, user.id),

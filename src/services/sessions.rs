@@ -48,7 +48,7 @@ pub async fn delete(
     .await?
     {
         let event = Event::of(EventType::SessionRevoked, claims.sub).in_session(session_id);
-        events::record(&transaction, Some(origin), event).await?;
+        events::record(ctx, &transaction, Some(origin), event).await?;
     }
     transaction.commit().await?;
     tracing::info!(user_id = %claims.sub, session_id = %session_id, "session deleted");
@@ -100,7 +100,7 @@ pub(crate) async fn start(
     let event = Event::of(EventType::SessionLoginSucceeded, user.id)
         .in_session(session_id)
         .with_details(serde_json::json!({"amr": amr}));
-    events::record(&transaction, Some(origin), event).await?;
+    events::record(ctx, &transaction, Some(origin), event).await?;
     transaction.commit().await?;
     let access = ctx
         .jwt

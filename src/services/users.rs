@@ -98,7 +98,7 @@ pub async fn request_email_change(
         };
     let transaction = client.transaction().await?;
     let event = Event::of(EventType::AccountEmailChangeRequested, user.id).in_session(claims.sid);
-    events::record(&transaction, Some(origin), event).await?;
+    events::record(ctx, &transaction, Some(origin), event).await?;
     if under_limit {
         jobs::enqueue(
             &transaction,
@@ -161,7 +161,7 @@ pub async fn delete_account(
     // says that it was deleted.
     crate::repositories::events::delete_for_user(&transaction, user.id).await?;
     let event = Event::of(EventType::AccountDeleted, user.id).in_session(claims.sid);
-    events::record(&transaction, Some(origin), event).await?;
+    events::record(ctx, &transaction, Some(origin), event).await?;
     transaction.commit().await?;
     ctx.outbox.wake();
     ctx.denylist

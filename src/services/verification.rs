@@ -59,7 +59,7 @@ pub async fn confirm(ctx: &AppContext, token: &str, origin: &Origin) -> Result<(
                 return Err(ServiceError::InvalidVerificationToken);
             }
             let event = Event::of(EventType::AccountEmailVerified, spent.user_id);
-            events::record(&transaction, Some(origin), event).await?;
+            events::record(ctx, &transaction, Some(origin), event).await?;
             transaction.commit().await?;
             tracing::info!(user_id = %spent.user_id, "email verified");
         }
@@ -80,7 +80,7 @@ pub async fn confirm(ctx: &AppContext, token: &str, origin: &Origin) -> Result<(
             )
             .await?;
             let event = Event::of(EventType::AccountEmailChanged, spent.user_id);
-            events::record(&transaction, Some(origin), event).await?;
+            events::record(ctx, &transaction, Some(origin), event).await?;
             jobs::enqueue_and_commit(
                 ctx,
                 transaction,

@@ -29,6 +29,8 @@ pub struct JobContext {
     pub config: Arc<Config>,
     pub db: Pool,
     pub mailer: Mailer,
+    /// Delivers security events; `None` without `WEBHOOK_URL`.
+    pub webhooks: Option<super::jobs::webhook::Webhooks>,
 }
 
 /// What became of one delivery.

@@ -15,6 +15,7 @@
 //! on a fresh channel. On shutdown it stops consuming and lets the jobs in
 //! flight finish (bounded by `SHUTDOWN_TIMEOUT_SECONDS`).
 
+mod dead_letters;
 mod emails;
 pub mod handler;
 pub mod jobs;
@@ -37,6 +38,7 @@ use tracing::Instrument;
 
 use crate::messaging::topology::JobQueue;
 use crate::messaging::{Broker, Topology};
+pub use dead_letters::run_dead_letter_gauge;
 pub use handler::{JobContext, Outcome};
 
 const ATTEMPTS_HEADER: &str = "x-attempts";
@@ -91,41 +93,6 @@ pub async fn run(ctx: Arc<JobContext>, broker: Broker, shutdown: CancellationTok
         }
     }
     drain(&mut in_flight, ctx.config.shutdown_timeout).await;
-}
-
-/// Keeps `job_dead_letter_queue_messages{queue}` current.
-pub async fn run_dead_letter_gauge(broker: Broker, shutdown: CancellationToken) {
-    for queue in JobQueue::ALL {
-        metrics::gauge!("job_dead_letter_queue_messages", "queue" => queue.base_name()).set(0.0);
-    }
-    let mut tick = tokio::time::interval(Duration::from_secs(15));
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tick.tick() => {}
-        }
-        let Some(connection) = broker.connection() else {
-            continue;
-        };
-        let Ok(channel) = connection.create_channel().await else {
-            continue;
-        };
-        for queue in JobQueue::ALL {
-            let passive = lapin::options::QueueDeclareOptions {
-                passive: true,
-                ..Default::default()
-            };
-            let name = broker.topology().dead_letter_queue(queue);
-            if let Ok(declared) = channel
-                .queue_declare(name.as_str().into(), passive, FieldTable::default())
-                .await
-            {
-                metrics::gauge!("job_dead_letter_queue_messages", "queue" => queue.base_name())
-                    .set(f64::from(declared.message_count()));
-            }
-        }
-        let _ = channel.close(200, "gauge read".into()).await;
-    }
 }
 
 enum Stop {
@@ -258,12 +225,19 @@ async fn process(
     async {
         let started = Instant::now();
         let attempt = attempts_so_far(&delivery).saturating_add(1);
-        let (kind_label, outcome) = match handler::parse(queue, &delivery.data) {
-            Ok((message, kind)) => (
-                kind.metric_label(),
-                handler::handle(ctx, &message, kind, &correlation_id).await,
-            ),
-            Err(reason) => ("unknown", Outcome::DeadLetter(reason)),
+        let (kind_label, outcome) = if queue == JobQueue::WebhookDelivery {
+            (
+                "webhook",
+                jobs::webhook::attempt(ctx, &message_id, &delivery.data).await,
+            )
+        } else {
+            match handler::parse(queue, &delivery.data) {
+                Ok((message, kind)) => (
+                    kind.metric_label(),
+                    handler::handle(ctx, &message, kind, &correlation_id).await,
+                ),
+                Err(reason) => ("unknown", Outcome::DeadLetter(reason)),
+            }
         };
         metrics::histogram!("job_duration_seconds", "kind" => kind_label)
             .record(started.elapsed().as_secs_f64());
@@ -277,6 +251,18 @@ async fn process(
         };
         metrics::counter!("jobs_processed_total", "kind" => kind_label, "outcome" => label)
             .increment(1);
+        if queue == JobQueue::WebhookDelivery {
+            let delivery_outcome = match (&outcome, &settled) {
+                (Outcome::Sent, _) => Some("delivered"),
+                (_, Ok(Settled::Retrying)) => Some("retried"),
+                (_, Ok(Settled::DeadLettered)) => Some("dead_lettered"),
+                _ => None,
+            };
+            if let Some(delivery_outcome) = delivery_outcome {
+                metrics::counter!("webhook_deliveries_total", "outcome" => delivery_outcome)
+                    .increment(1);
+            }
+        }
         if let Err(error) = settled {
             tracing::warn!(error = %error, "could not settle the delivery; it will be redelivered");
         }
@@ -303,8 +289,8 @@ async fn settle(
 ) -> anyhow::Result<Settled> {
     let settled = match outcome {
         Outcome::Sent | Outcome::Skipped | Outcome::Duplicate => Settled::Acked,
-        Outcome::Retry(error) if attempt < ctx.config.job_max_attempts => {
-            let delay = backoff(ctx.config.job_retry_base_delay, attempt);
+        Outcome::Retry(error) if attempt < retry_policy(ctx, queue).0 => {
+            let delay = backoff(retry_policy(ctx, queue).1, attempt);
             tracing::warn!(
                 error = format!("{error:#}"),
                 attempt,
@@ -431,6 +417,16 @@ async fn republish(
             .await;
     }
     result
+}
+
+/// How often a delivery of `queue` is tried, and the first retry's delay:
+/// `WEBHOOK_MAX_ATTEMPTS` and `WEBHOOK_RETRY_BASE_SECONDS` for webhooks,
+/// `JOB_MAX_ATTEMPTS` and `JOB_RETRY_BASE_DELAY_MS` for emails.
+fn retry_policy(ctx: &JobContext, queue: JobQueue) -> (u32, Duration) {
+    match (queue, ctx.config.webhook.as_deref()) {
+        (JobQueue::WebhookDelivery, Some(webhook)) => (webhook.max_attempts, webhook.retry_base),
+        _ => (ctx.config.job_max_attempts, ctx.config.job_retry_base_delay),
+    }
 }
 
 /// How many times this job has failed before, from our header.

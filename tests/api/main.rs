@@ -27,3 +27,4 @@ mod recovery;
 mod sessions;
 mod shutdown;
 mod users;
+mod webhooks;

@@ -7,7 +7,9 @@
 # Usage: tests/support/with-stack.sh NAME COMMAND [ARG...]
 #   NAME keeps this suite's queues and Redis keys apart from others'.
 # The command gets PORTCULLIS_URL, PORTCULLIS_MAIL_DIR, PORTCULLIS_SIGNING_KEY
-# (the api's key) and PORTCULLIS_RETIRED_KEY (a key the api does not know).
+# (the api's key), PORTCULLIS_RETIRED_KEY (a key the api does not know), and
+# PORTCULLIS_WEBHOOK_PORT and PORTCULLIS_WEBHOOK_SECRET (where the security
+# events are delivered, and the secret that signs them).
 # Environment: TEST_DATABASE_ADMIN_URL, TEST_REDIS_URL, TEST_AMQP_URL.
 set -euo pipefail
 
@@ -53,6 +55,13 @@ settings=(
     API_ADDR="127.0.0.1:$port" PUBLIC_URL="http://127.0.0.1:$port" COOKIE_SECURE=false
     MAIL_TRANSPORT="file:$work/mail"
 )
+# Security events go to a webhook receiver the command starts on this port.
+webhook_port=$(free_port)
+webhook_secret="whsec_$(head -c 32 /dev/urandom | base64)"
+settings+=(
+    WEBHOOK_URL="http://127.0.0.1:$webhook_port/hook" WEBHOOK_SECRET="$webhook_secret"
+    WEBHOOK_RETRY_BASE_SECONDS=1
+)
 
 # Waits for `/healthz`; shows the log when the process dies or never answers.
 healthy() { # pid port log
@@ -77,4 +86,5 @@ healthy "$worker" "$worker_port" "$work/worker.log"
 
 PORTCULLIS_URL="http://127.0.0.1:$port" PORTCULLIS_MAIL_DIR="$work/mail" \
     PORTCULLIS_SIGNING_KEY="$work/signing.pem" PORTCULLIS_RETIRED_KEY="$work/retired.pem" \
+    PORTCULLIS_WEBHOOK_PORT="$webhook_port" PORTCULLIS_WEBHOOK_SECRET="$webhook_secret" \
     "$@"

@@ -111,6 +111,7 @@ async fn a_reset_link_step_keeps_one_live_token_and_makes_none_after_a_recovery(
         mailer: Mailer::new(&config.mail_transport, &config.mail_from).unwrap(),
         config: config.clone(),
         db: db.clone(),
+        webhooks: None,
     };
     let live = || async {
         client

@@ -564,7 +564,7 @@ export interface components {
              */
             password: string;
         };
-        /** @description A security-relevant change of an account or a session. */
+        /** @description An event as clients see it, in `GET /users/me/events` and in webhooks. */
         SecurityEvent: {
             actor: components["schemas"]["EventActor"];
             client?: components["schemas"]["EventClient"] | null;

@@ -3,19 +3,16 @@
 //! and webhooks").
 
 use http::StatusCode;
-use serde::{Serialize, Serializer};
-use time::OffsetDateTime;
+use serde::Serialize;
 use utoipa::ToSchema;
-use uuid::Uuid;
 
 use crate::domain::FieldError;
 use crate::http::layers::auth::AuthenticatedUser;
 use crate::http::problem::ProblemDocument;
 use crate::http::problem::shared::Unauthorized;
 use crate::http::{ApiError, Request, Response, json};
-use crate::repositories::events::EventRecord;
 use crate::services::AppState;
-use crate::services::events::{self, DEFAULT_PAGE};
+use crate::services::events::{self, DEFAULT_PAGE, SecurityEvent};
 
 /// One page of events.
 #[derive(Serialize, ToSchema)]
@@ -24,83 +21,6 @@ pub struct EventsPage {
     pub events: Vec<SecurityEvent>,
     /// Pass as `cursor` for the next (older) page; null on the last page.
     pub next_cursor: Option<String>,
-}
-
-/// A security-relevant change of an account or a session.
-#[derive(Serialize, ToSchema)]
-pub struct SecurityEvent {
-    /// UUID v7.
-    pub id: Uuid,
-    /// For example `session.login_succeeded` (the list is in the README).
-    #[serde(rename = "type")]
-    #[schema(example = "session.login_succeeded")]
-    pub kind: String,
-    /// RFC 3339 with microseconds.
-    #[serde(serialize_with = "micros")]
-    #[schema(value_type = String, format = DateTime)]
-    pub occurred_at: OffsetDateTime,
-    pub user_id: Option<Uuid>,
-    pub session_id: Option<Uuid>,
-    /// `success` or `failure`.
-    pub outcome: String,
-    /// The request's client; null for what the system did on its own.
-    pub client: Option<EventClient>,
-    pub correlation_id: String,
-    pub actor: EventActor,
-    /// Type-specific; never a secret, a token or a password.
-    #[schema(value_type = Object)]
-    pub details: serde_json::Value,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct EventClient {
-    /// The client's IP address, without a port.
-    pub address: Option<String>,
-    pub user_agent: Option<String>,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct EventActor {
-    /// `user`, `admin` or `system`.
-    pub kind: String,
-    /// The admin key's name, or null.
-    pub name: Option<String>,
-}
-
-fn micros<S: Serializer>(at: &OffsetDateTime, serializer: S) -> Result<S::Ok, S::Error> {
-    const FORMAT: &[time::format_description::FormatItem<'_>] = time::macros::format_description!(
-        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z"
-    );
-    let text = at
-        .to_offset(time::UtcOffset::UTC)
-        .format(FORMAT)
-        .map_err(serde::ser::Error::custom)?;
-    serializer.serialize_str(&text)
-}
-
-impl From<EventRecord> for SecurityEvent {
-    fn from(event: EventRecord) -> Self {
-        let has_client = event.client_address.is_some() || event.user_agent.is_some();
-        let client = has_client.then_some(EventClient {
-            address: event.client_address,
-            user_agent: event.user_agent,
-        });
-        Self {
-            id: event.id,
-            kind: event.kind,
-            occurred_at: event.occurred_at,
-            user_id: event.user_id,
-            session_id: event.session_id,
-            outcome: event.outcome,
-            client,
-            correlation_id: event.correlation_id,
-            actor: EventActor {
-                kind: event.actor_kind,
-                name: event.actor_name,
-            },
-            details: event.details,
-        }
-    }
 }
 
 /// The caller's security history: logins, failures, changes of password,

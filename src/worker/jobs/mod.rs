@@ -5,6 +5,7 @@
 pub mod email_link;
 pub mod notice;
 pub mod reset_link;
+pub mod webhook;
 
 use deadpool_postgres::{Object, Transaction};
 use time::OffsetDateTime;
