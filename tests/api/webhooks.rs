@@ -4,7 +4,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::convert::Infallible;
-use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -33,6 +33,8 @@ struct Received {
 struct Receiver {
     url: String,
     status: Arc<AtomicU16>,
+    /// How long the receiver waits before it answers, in milliseconds.
+    hang_ms: Arc<AtomicU64>,
     received: Arc<Mutex<Vec<Received>>>,
 }
 
@@ -41,18 +43,19 @@ impl Receiver {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/hook", listener.local_addr().unwrap());
         let status = Arc::new(AtomicU16::new(status));
+        let hang_ms = Arc::new(AtomicU64::new(0));
         let received = Arc::new(Mutex::new(Vec::new()));
-        let (answer, kept) = (status.clone(), received.clone());
+        let (answer, kept, hang) = (status.clone(), received.clone(), hang_ms.clone());
         tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
                     return;
                 };
-                let (answer, kept) = (answer.clone(), kept.clone());
+                let (answer, kept, hang) = (answer.clone(), kept.clone(), hang.clone());
                 tokio::spawn(async move {
                     let service =
                         service_fn(move |request: http::Request<hyper::body::Incoming>| {
-                            let (answer, kept) = (answer.clone(), kept.clone());
+                            let (answer, kept, hang) = (answer.clone(), kept.clone(), hang.clone());
                             async move {
                                 let (parts, body) = request.into_parts();
                                 let body = body.collect().await.unwrap().to_bytes();
@@ -63,6 +66,10 @@ impl Receiver {
                                     body,
                                     answered: status,
                                 });
+                                let wait = hang.load(Ordering::SeqCst);
+                                if wait > 0 {
+                                    tokio::time::sleep(Duration::from_millis(wait)).await;
+                                }
                                 let mut response = http::Response::new(Full::new(Bytes::new()));
                                 *response.status_mut() =
                                     http::StatusCode::from_u16(status).unwrap();
@@ -84,6 +91,7 @@ impl Receiver {
         Self {
             url,
             status,
+            hang_ms,
             received,
         }
     }
@@ -292,4 +300,89 @@ async fn only_the_configured_types_are_delivered_and_a_redirect_is_never_followe
         assert_eq!(request.path, "/hook", "the redirect was not followed");
         assert_eq!(verify(request)["type"], "session.login_failed");
     }
+}
+
+/// Waits until some delivery was received `count` times; its requests.
+async fn received_times(receiver: &Receiver, count: usize) -> Vec<Received> {
+    for _ in 0..600 {
+        let received = receiver.received();
+        if let Some(first) = received.first() {
+            let same: Vec<Received> = received
+                .iter()
+                .filter(|r| r.headers["webhook-id"] == first.headers["webhook-id"])
+                .cloned()
+                .collect();
+            if same.len() >= count {
+                return same;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("no delivery received {count} times");
+}
+
+#[tokio::test]
+async fn a_worker_killed_mid_delivery_leaves_it_to_the_next_with_the_same_webhook_id() {
+    let receiver = Receiver::start(200).await;
+    receiver.hang_ms.store(60_000, Ordering::SeqCst);
+    let (app, mut first) =
+        spawn_with_webhook(&receiver, &[("WEBHOOK_TIMEOUT_SECONDS", "120")]).await;
+    app.register_user().await;
+    received_times(&receiver, 1).await;
+
+    // Stopped mid-delivery: the grace period passes, the delivery is
+    // abandoned unacknowledged, and the broker hands it to the next worker.
+    let _ = first.stop().await;
+    receiver.hang_ms.store(0, Ordering::SeqCst);
+    let vars = webhook_vars(&receiver, &[]);
+    let _second = app.spawn_worker_with(|v| v.extend(vars)).await;
+    let attempts = received_times(&receiver, 2).await;
+
+    let body = verify(&attempts[1]);
+    assert_eq!(body["type"], "account.registered");
+    assert_eq!(
+        attempts[0].body, attempts[1].body,
+        "the same delivery, again"
+    );
+}
+
+#[tokio::test]
+async fn events_written_while_the_broker_is_away_are_all_delivered_once_it_is_back() {
+    let proxy = TcpProxy::start(broker_address()).await;
+    let port = proxy.port;
+    let receiver = Receiver::start(200).await;
+    let mut vars = webhook_vars(&receiver, &[]);
+    vars.insert(
+        "AMQP_URL".into(),
+        format!("amqp://guest:guest@127.0.0.1:{port}/%2f"),
+    );
+    let app = spawn_app_with(|v| v.extend(vars.clone())).await;
+    app.wait_until_ready().await;
+    let _worker = app.spawn_worker_with(|v| v.extend(vars)).await;
+
+    proxy.cut();
+    for _ in 0..100 {
+        if app.get("/readyz").await.status() == 503 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut users = Vec::new();
+    for _ in 0..5 {
+        users.push(app.register_user().await.id);
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        receiver.received().is_empty(),
+        "nothing delivered meanwhile"
+    );
+    proxy.restore();
+    let delivered = receiver.delivered(5).await;
+
+    let registered: HashSet<String> = delivered
+        .iter()
+        .map(verify)
+        .map(|body| body["data"]["user_id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(registered, users.into_iter().collect::<HashSet<_>>());
 }
