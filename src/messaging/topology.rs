@@ -74,6 +74,47 @@ impl Topology {
         format!("{}.retry", self.queue(queue))
     }
 
+    /// Where a failed delivery of `queue` waits exactly `delay` before it
+    /// goes back to its queue: one queue per delay, with the delay as its
+    /// own message TTL, so a message waiting long never holds up one behind
+    /// it that waits less (a per-message TTL expires only at the head).
+    pub fn retry_step_queue(&self, queue: JobQueue, delay: std::time::Duration) -> String {
+        format!("{}.retry.{}ms", self.queue(queue), delay.as_millis())
+    }
+
+    /// Declares [`Self::retry_step_queue`] on `channel` (a no-op once it
+    /// exists: its name fixes its arguments) and returns its name.
+    pub async fn declare_retry_step(
+        &self,
+        channel: &lapin::Channel,
+        queue: JobQueue,
+        delay: std::time::Duration,
+    ) -> lapin::Result<String> {
+        let name = self.retry_step_queue(queue, delay);
+        let mut arguments = quorum_arguments();
+        arguments
+            .insert(
+                "x-message-ttl".into(),
+                AMQPValue::LongLongInt(delay.as_millis().max(1) as i64),
+            )
+            .insert(
+                "x-dead-letter-exchange".into(),
+                AMQPValue::LongString(self.exchange().as_str().into()),
+            )
+            .insert(
+                "x-dead-letter-routing-key".into(),
+                AMQPValue::LongString(self.queue(queue).as_str().into()),
+            );
+        let durable = QueueDeclareOptions {
+            durable: true,
+            ..QueueDeclareOptions::default()
+        };
+        channel
+            .queue_declare(name.as_str().into(), durable, arguments)
+            .await?;
+        Ok(name)
+    }
+
     /// The queue a message was consumed from, by its prefixed name.
     pub fn job_queue(&self, name: &str) -> Option<JobQueue> {
         JobQueue::ALL.into_iter().find(|q| self.queue(*q) == name)

@@ -297,14 +297,23 @@ async fn settle(
                 retry_in_ms = delay.as_millis() as u64,
                 "job failed; will retry"
             );
-            let expiration = delay.as_millis().max(1).to_string();
+            // Email jobs wait in one retry queue, each with its own TTL;
+            // webhook retries, whose waits reach an hour, wait in a queue
+            // per delay, so a long wait never holds up a short one behind it.
+            let (retry_queue, expiration) = if queue == JobQueue::WebhookDelivery {
+                let step = topology.declare_retry_step(channel, queue, delay).await?;
+                (step, None)
+            } else {
+                let expiration = delay.as_millis().max(1).to_string();
+                (topology.retry_queue(queue), Some(expiration))
+            };
             republish(
                 channel,
-                &topology.retry_queue(queue),
+                &retry_queue,
                 delivery,
                 attempt,
                 &format!("{error:#}"),
-                Some(expiration),
+                expiration,
             )
             .await?;
             Settled::Retrying

@@ -35,6 +35,9 @@ struct Receiver {
     status: Arc<AtomicU16>,
     /// How long the receiver waits before it answers, in milliseconds.
     hang_ms: Arc<AtomicU64>,
+    /// When set, the first attempt of every delivery gets a 500, and every
+    /// attempt of a delivery whose body holds one of these texts.
+    fail_first_and: Arc<Mutex<Option<Vec<String>>>>,
     received: Arc<Mutex<Vec<Received>>>,
 }
 
@@ -44,22 +47,41 @@ impl Receiver {
         let url = format!("http://{}/hook", listener.local_addr().unwrap());
         let status = Arc::new(AtomicU16::new(status));
         let hang_ms = Arc::new(AtomicU64::new(0));
-        let received = Arc::new(Mutex::new(Vec::new()));
-        let (answer, kept, hang) = (status.clone(), received.clone(), hang_ms.clone());
+        let fail_first_and = Arc::new(Mutex::new(None::<Vec<String>>));
+        let received = Arc::new(Mutex::new(Vec::<Received>::new()));
+        let (answer, kept, hang, failing) = (
+            status.clone(),
+            received.clone(),
+            hang_ms.clone(),
+            fail_first_and.clone(),
+        );
         tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
                     return;
                 };
-                let (answer, kept, hang) = (answer.clone(), kept.clone(), hang.clone());
+                let (answer, kept, hang, failing) =
+                    (answer.clone(), kept.clone(), hang.clone(), failing.clone());
                 tokio::spawn(async move {
                     let service =
                         service_fn(move |request: http::Request<hyper::body::Incoming>| {
-                            let (answer, kept, hang) = (answer.clone(), kept.clone(), hang.clone());
+                            let (answer, kept, hang, failing) =
+                                (answer.clone(), kept.clone(), hang.clone(), failing.clone());
                             async move {
                                 let (parts, body) = request.into_parts();
                                 let body = body.collect().await.unwrap().to_bytes();
-                                let status = answer.load(Ordering::SeqCst);
+                                let mut status = answer.load(Ordering::SeqCst);
+                                if let Some(always) = failing.lock().unwrap().as_ref() {
+                                    let text = String::from_utf8_lossy(&body);
+                                    let id = &parts.headers["webhook-id"];
+                                    let seen = kept
+                                        .lock()
+                                        .unwrap()
+                                        .iter()
+                                        .any(|r| r.headers["webhook-id"] == id);
+                                    let fails = always.iter().any(|t| text.contains(t.as_str()));
+                                    status = if seen && !fails { 200 } else { 500 };
+                                }
                                 kept.lock().unwrap().push(Received {
                                     path: parts.uri.path().to_owned(),
                                     headers: parts.headers,
@@ -92,6 +114,7 @@ impl Receiver {
             url,
             status,
             hang_ms,
+            fail_first_and,
             received,
         }
     }
@@ -385,4 +408,62 @@ async fn events_written_while_the_broker_is_away_are_all_delivered_once_it_is_ba
         .map(|body| body["data"]["user_id"].as_str().unwrap().to_owned())
         .collect();
     assert_eq!(registered, users.into_iter().collect::<HashSet<_>>());
+}
+
+#[tokio::test]
+async fn a_delivery_waiting_long_never_holds_up_one_that_waits_less() {
+    let receiver = Receiver::start(200).await;
+    let (app, _worker) = spawn_with_webhook(
+        &receiver,
+        &[
+            ("WEBHOOK_RETRY_BASE_SECONDS", "1"),
+            ("WEBHOOK_EVENT_TYPES", "account.registered"),
+        ],
+    )
+    .await;
+    // The first account's delivery always fails: its waits grow 1, 2, 4,
+    // 8 s. The second's fails once and must come back after 1 s, not
+    // behind the first's 8 s.
+    let first = app.unique_email();
+    *receiver.fail_first_and.lock().unwrap() = Some(vec![]);
+    let registered = app
+        .register(&serde_json::json!({"email": first, "password": STRONG_PASSWORD}))
+        .await;
+    let first_id = json_body(registered).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    *receiver.fail_first_and.lock().unwrap() = Some(vec![first_id.clone()]);
+    for _ in 0..300 {
+        if receiver.received().len() >= 4 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        receiver.received().len(),
+        4,
+        "three retries of the first so far"
+    );
+
+    let second = app.register_user().await;
+    let started = std::time::Instant::now();
+    let mut delivered = false;
+    while started.elapsed() < Duration::from_secs(6) {
+        delivered = receiver
+            .received()
+            .iter()
+            .any(|r| r.answered == 200 && String::from_utf8_lossy(&r.body).contains(&second.id));
+        if delivered {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    assert!(
+        delivered,
+        "the second delivery came back after its own wait, not the first's"
+    );
+    let elapsed = started.elapsed();
+    assert!(elapsed < Duration::from_secs(6), "{elapsed:?}");
 }
