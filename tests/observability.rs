@@ -64,6 +64,9 @@ impl Stack {
     }
 }
 
+/// The webhook secret of the log test (`whsec_` and the base64 of 32 bytes).
+const WEBHOOK_SECRET: &str = "whsec_b2JzZXJ2YWJpbGl0eS13ZWJob29rLXNlY3JldC0zMiE=";
+
 fn cookie(response: &reqwest::Response) -> String {
     response.headers()["set-cookie"]
         .to_str()
@@ -511,7 +514,18 @@ async fn every_log_line_is_one_json_object_with_a_utc_timestamp() {
 
 #[tokio::test]
 async fn no_log_line_holds_a_password_a_token_a_cookie_or_the_secret() {
-    let stack = Stack::start(&[("RUST_LOG", "trace"), ("REFRESH_REUSE_GRACE_SECONDS", "0")]).await;
+    // Webhooks to a port nobody answers: every delivery fails and is
+    // logged, and the secret that signs them must not be.
+    let webhook_port = common::closed_port().to_string();
+    let webhook_url = format!("http://127.0.0.1:{webhook_port}/hook");
+    let stack = Stack::start(&[
+        ("RUST_LOG", "trace"),
+        ("REFRESH_REUSE_GRACE_SECONDS", "0"),
+        ("WEBHOOK_URL", webhook_url.as_str()),
+        ("WEBHOOK_SECRET", WEBHOOK_SECRET),
+        ("WEBHOOK_RETRY_BASE_SECONDS", "1"),
+    ])
+    .await;
     let (access, refresh, _) = exercise(&stack).await;
     let second_factor = exercise_mfa(&stack).await;
     // The secret the processes really run with, not a look-alike.
@@ -538,6 +552,8 @@ async fn no_log_line_holds_a_password_a_token_a_cookie_or_the_secret() {
         refresh.as_str(),
         reset_token.as_str(),
         jwt_secret.as_str(),
+        WEBHOOK_SECRET,
+        WEBHOOK_SECRET.trim_start_matches("whsec_"),
     ]
     .into_iter()
     .chain(second_factor.iter().map(String::as_str))
@@ -554,6 +570,12 @@ async fn no_log_line_holds_a_password_a_token_a_cookie_or_the_secret() {
             .iter()
             .any(|l| l.contains(r#""level":"DEBUG""#) || l.contains(r#""level":"TRACE""#)),
         "debug and trace logging was on"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("the receiver could not be reached")),
+        "webhook deliveries were tried, and their failures logged"
     );
     for line in &lines {
         for secret in &secrets {

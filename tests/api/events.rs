@@ -289,7 +289,8 @@ async fn a_user_sees_only_their_own_events_and_an_unknown_email_writes_none() {
 }
 
 #[tokio::test]
-async fn the_wrong_guess_that_locks_the_account_writes_limit_account_locked_once() {
+async fn the_wrong_guess_that_locks_the_account_writes_limit_account_locked_once_then_failures_are_locked()
+ {
     let app = spawn_app_with(|vars| {
         vars.insert("LOGIN_MAX_FAILURES_PER_ACCOUNT".into(), "3".into());
     })
@@ -307,55 +308,29 @@ async fn the_wrong_guess_that_locks_the_account_writes_limit_account_locked_once
     }
     assert_eq!(app.login(&user.email, &user.password).await.status(), 429);
 
-    let kinds: Vec<String> = app
+    let rows: Vec<(String, Option<String>)> = app
         .database()
         .await
         .query(
-            "SELECT type FROM security_events WHERE type LIKE 'limit.%' OR type = 'session.login_failed' \
-             ORDER BY occurred_at",
+            "SELECT type, details->>'reason' FROM security_events \
+             WHERE type LIKE 'limit.%' OR type = 'session.login_failed' ORDER BY occurred_at",
             &[],
         )
         .await
         .unwrap()
         .iter()
-        .map(|row| row.get(0))
+        .map(|row| (row.get(0), row.get(1)))
         .collect();
+    let failed = |reason: &str| ("session.login_failed".to_owned(), Some(reason.to_owned()));
     assert_eq!(
-        kinds,
+        rows,
         [
-            "session.login_failed",
-            "session.login_failed",
-            "limit.account_locked",
-            "session.login_failed"
+            failed("wrong_password"),
+            failed("wrong_password"),
+            ("limit.account_locked".to_owned(), None),
+            failed("locked"),
         ]
     );
-}
-
-#[tokio::test]
-async fn a_login_refused_by_the_account_limit_is_a_failure_for_locked() {
-    let app = spawn_app_with(|vars| {
-        vars.insert("LOGIN_MAX_FAILURES_PER_ACCOUNT".into(), "2".into());
-    })
-    .await;
-    let user = app.register_user().await;
-    for _ in 0..2 {
-        app.login(&user.email, "not the password at all").await;
-    }
-    assert_eq!(app.login(&user.email, &user.password).await.status(), 429);
-
-    let db = app.database().await;
-    let reasons: Vec<String> = db
-        .query(
-            "SELECT details->>'reason' FROM security_events \
-             WHERE type = 'session.login_failed' ORDER BY occurred_at",
-            &[],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|row| row.get(0))
-        .collect();
-    assert_eq!(reasons, ["wrong_password", "wrong_password", "locked"]);
 }
 
 #[tokio::test]
