@@ -30,17 +30,6 @@ pub struct Origin {
     pub correlation_id: String,
 }
 
-impl Origin {
-    /// A request with no address worth keeping (tests, tools).
-    pub fn local(correlation_id: &str) -> Self {
-        Self {
-            address: IpAddr::from([127, 0, 0, 1]),
-            user_agent: None,
-            correlation_id: correlation_id.to_owned(),
-        }
-    }
-}
-
 /// Every type of event there is; the contract fixes the names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventType {
