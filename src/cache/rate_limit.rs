@@ -236,6 +236,28 @@ impl RateLimiter {
         Ok(())
     }
 
+    /// True for the first call of a window for `email` (normalised) and
+    /// `scope`, false for the rest: a refused attempt of a locked account is
+    /// recorded once per window, so a flood of refusals writes no flood of
+    /// rows.
+    pub async fn first_in_window(
+        &self,
+        scope: &str,
+        email: &str,
+        window: Duration,
+    ) -> redis::RedisResult<bool> {
+        let mut redis = self.redis.clone();
+        let set: Option<String> = redis::cmd("SET")
+            .arg(self.email_key(scope, email))
+            .arg(1)
+            .arg("NX")
+            .arg("EX")
+            .arg(window.as_secs().max(1))
+            .query_async(&mut redis)
+            .await?;
+        Ok(set.is_some())
+    }
+
     /// A login completed (every factor it needs was right): the account
     /// counter starts again and the address gets back the slot this last
     /// guess reserved, nothing more.

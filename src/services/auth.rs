@@ -40,8 +40,10 @@ pub async fn login(
     };
     let locked = async |error: ServiceError| {
         // A login refused by the limits is a failed login of a known
-        // account; an unknown email writes no event.
-        if let (ServiceError::RateLimited { .. }, Some(user)) = (&error, &user) {
+        // account, recorded once per lockout; an unknown email writes none.
+        if let (ServiceError::RateLimited { .. }, Some(user)) = (&error, &user)
+            && limits::first_refusal(ctx, &user.email).await?
+        {
             let event = Event::login_failed(user.id, FailureReason::Locked);
             events::record_alone(ctx, origin, event).await?;
         }

@@ -156,6 +156,16 @@ pub(crate) async fn check_login(
         .map_err(rate_limited)
 }
 
+/// Whether a refusal of the locked account `email` is the first of its
+/// window, and so worth a `session.login_failed` (`locked`) event: one per
+/// lockout, however many attempts it turns away.
+pub(crate) async fn first_refusal(ctx: &AppContext, email: &str) -> Result<bool, ServiceError> {
+    Ok(ctx
+        .limiter
+        .first_in_window("locked_noted", email, ctx.config.login_failure_window)
+        .await?)
+}
+
 /// A login completed: the account's count starts again, and the address
 /// gets back the slot this last guess reserved.
 pub(crate) async fn login_completed(

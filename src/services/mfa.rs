@@ -257,7 +257,9 @@ pub async fn complete_login(
     let guess = match limits::reserve_guess(ctx, &user.email, client_address).await {
         Ok(guess) => guess,
         Err(error) => {
-            if let ServiceError::RateLimited { .. } = error {
+            if let ServiceError::RateLimited { .. } = error
+                && limits::first_refusal(ctx, &user.email).await?
+            {
                 let event = Event::login_failed(user.id, FailureReason::Locked);
                 events::record(ctx, &transaction, Some(origin), event).await?;
                 transaction.commit().await?;

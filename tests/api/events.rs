@@ -374,3 +374,34 @@ async fn every_event_type_is_counted_from_zero() {
         }
     }
 }
+
+/// A flood of attempts at a locked account writes one `locked` failure,
+/// not a row per attempt: refusals cost the attacker nothing, so they must
+/// cost the table nothing either.
+#[tokio::test]
+async fn a_flood_at_a_locked_account_writes_one_locked_failure() {
+    let app = spawn_app_with(|vars| {
+        vars.insert("LOGIN_MAX_FAILURES_PER_ACCOUNT".into(), "2".into());
+    })
+    .await;
+    let user = app.register_user().await;
+    for _ in 0..2 {
+        app.login(&user.email, "not the password at all").await;
+    }
+
+    let statuses =
+        statuses_of((0..30).map(|_| app.login(&user.email, "a guess at the password"))).await;
+
+    assert_eq!(count_of(&statuses, 429), 30, "{statuses:?}");
+    let locked: i64 = app
+        .database()
+        .await
+        .query_one(
+            "SELECT count(*) FROM security_events WHERE details->>'reason' = 'locked'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(locked, 1);
+}
