@@ -28,11 +28,14 @@ RUN apt-get update \
     && chown portcullis:portcullis /var/lib/portcullis/mail
 COPY --from=build /src/target/release/portcullis /usr/local/bin/portcullis
 USER 10001:10001
+# ADMIN_ADDR: the admin API's own listener. Publish 8001 only where operators
+# alone reach it (docker-compose.yml: the host's loopback), never where 8000 goes.
 ENV API_ADDR=0.0.0.0:8000 \
+    ADMIN_ADDR=0.0.0.0:8001 \
     WORKER_METRICS_ADDR=0.0.0.0:9100 \
     MAIL_TRANSPORT=file:/var/lib/portcullis/mail \
     LOG_FORMAT=json
-EXPOSE 8000 9100
+EXPOSE 8000 8001 9100
 # The api answers on 8000; the worker's compose service overrides this check for 9100.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
     CMD curl -fsS http://127.0.0.1:8000/healthz || exit 1

@@ -68,13 +68,18 @@ test-cluster:
     @just services
     cargo nextest run --locked --test rabbitmq_cluster --run-ignored only
 
-# Fails when openapi/openapi.json differs from `portcullis openapi`.
+# Fails when openapi/openapi.json differs from `portcullis openapi`, or
+# openapi/admin.json from `portcullis openapi --admin`.
 openapi-check:
     #!/usr/bin/env bash
     set -euo pipefail
     cargo build --quiet --locked
     if ! ./target/debug/portcullis openapi | diff -u openapi/openapi.json - ; then
         echo "openapi/openapi.json is stale: run 'just openapi'" >&2
+        exit 1
+    fi
+    if ! ./target/debug/portcullis openapi --admin | diff -u openapi/admin.json - ; then
+        echo "openapi/admin.json is stale: run 'just openapi'" >&2
         exit 1
     fi
 
@@ -140,7 +145,8 @@ monitoring-check:
     done
     python3 monitoring/check.py http://127.0.0.1:9090
 
-# Regenerates the TypeScript client's types from openapi/openapi.json.
+# Regenerates the TypeScript client's types from openapi/openapi.json and
+# openapi/admin.json.
 ts-client:
     cd openapi/client && npm ci --no-audit --no-fund && npm run generate
 
@@ -154,14 +160,16 @@ ts-client-test:
     cargo build --quiet --locked
     cd openapi/client
     npm ci --no-audit --no-fund --loglevel=error
-    generated=$(mktemp --suffix=.d.ts)
-    npx openapi-typescript ../openapi.json --output "$generated" --silent
-    if ! diff -q "$generated" src/schema.d.ts > /dev/null; then
+    for document in openapi:schema admin:admin-schema; do
+        generated=$(mktemp --suffix=.d.ts)
+        npx openapi-typescript "../${document%%:*}.json" --output "$generated" --silent
+        if ! diff -q "$generated" "src/${document#*:}.d.ts" > /dev/null; then
+            rm -f "$generated"
+            echo "openapi/client/src/${document#*:}.d.ts is stale: run 'just ts-client'" >&2
+            exit 1
+        fi
         rm -f "$generated"
-        echo "openapi/client/src/schema.d.ts is stale: run 'just ts-client'" >&2
-        exit 1
-    fi
-    rm -f "$generated"
+    done
     ../../tests/support/with-stack.sh ts-client npm test
 
 # The reset and verification pages in Debian's headless Chromium (playwright-core
@@ -188,9 +196,11 @@ bench:
 bench-smoke:
     SMOKE=1 bash bench/run.sh
 
-# Rewrites openapi/openapi.json from the code (then run `just ts-client`).
+# Rewrites openapi/openapi.json and openapi/admin.json from the code (then
+# run `just ts-client`).
 openapi:
     cargo run --quiet --locked -- openapi > openapi/openapi.json
+    cargo run --quiet --locked -- openapi --admin > openapi/admin.json
 
 # A development signing key in keys/ (git-ignored) when there is none.
 dev-key:

@@ -76,7 +76,7 @@ for target in $targets; do
             JWT_SECRET="bench-secret-bench-secret-bench-secret-0123"
             JWT_SIGNING_KEYS="$work/signing.pem"
             QUEUE_PREFIX=bench. REDIS_KEY_PREFIX="bench-$$:"
-            API_ADDR=127.0.0.1:8100 WORKER_METRICS_ADDR=127.0.0.1:9110
+            API_ADDR=127.0.0.1:8100 ADMIN_ADDR=127.0.0.1:8101 WORKER_METRICS_ADDR=127.0.0.1:9110
             COOKIE_SECURE=false MAIL_TRANSPORT="file:$work/mail"
             # The workload logs in and registers far past the abuse limits.
             LOGIN_MAX_FAILURES_PER_ACCOUNT=1000000 LOGIN_MAX_FAILURES_PER_ADDRESS=1000000

@@ -52,10 +52,12 @@ async fn open_resources(
 /// hundred bytes each, some MiB at most.
 const VERIFIED_TOKENS: usize = 16_384;
 
-/// Runs the API on `listener` until `shutdown` is cancelled.
+/// Runs the API on `listener`, and the admin API on `admin_listener` if
+/// there is one, until `shutdown` is cancelled.
 pub async fn run_api(
     config: Arc<Config>,
     listener: TcpListener,
+    admin_listener: Option<TcpListener>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     telemetry::metrics_handle();
@@ -111,9 +113,37 @@ pub async fn run_api(
         config.purge_interval,
         background.clone(),
     ));
+    let addr = listener.local_addr().context("reading the API address")?;
+    // Its own listener, with the same layers, off the public ingress
+    // (CONTRACT.md, "Admin API").
+    let admin = match admin_listener {
+        Some(admin_listener) => {
+            let admin_addr = admin_listener
+                .local_addr()
+                .context("reading the admin API address")?;
+            let service = http::service(
+                http::handlers::admin_router(state.clone()),
+                config.request_timeout,
+            );
+            let server = http::server::serve(
+                admin_listener,
+                service,
+                shutdown.clone(),
+                config.shutdown_timeout,
+            );
+            tracing::info!(addr = %addr, admin_addr = %admin_addr, "api listening");
+            Some(tokio::spawn(server))
+        }
+        None => {
+            tracing::info!(addr = %addr, "api listening; the admin API is off (ADMIN_ADDR is empty)");
+            None
+        }
+    };
     let service = http::service(http::handlers::api_router(state), config.request_timeout);
-    tracing::info!(addr = %listener.local_addr().context("reading the API address")?, "api listening");
     http::server::serve(listener, service, shutdown, config.shutdown_timeout).await;
+    if let Some(admin) = admin {
+        admin.await.context("the admin server failed")?;
+    }
     db.close();
     tracing::info!("api stopped");
     Ok(())

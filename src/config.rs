@@ -86,6 +86,8 @@ pub enum RedisTarget {
 pub struct Config {
     pub app_env: AppEnv,
     pub api_addr: SocketAddr,
+    /// The admin API's own listener; `None` (`ADMIN_ADDR` empty) turns it off.
+    pub admin_addr: Option<SocketAddr>,
     pub worker_metrics_addr: SocketAddr,
     pub database_url: String,
     pub database_pool_size: usize,
@@ -112,6 +114,8 @@ pub struct Config {
     pub refresh_token_ttl: Duration,
     pub refresh_reuse_grace: Duration,
     pub password_reset_ttl: Duration,
+    /// How long an invitation's set-password link works.
+    pub invite_ttl: Duration,
     pub email_verification_ttl: Duration,
     /// Refuse logins of unverified addresses (403).
     pub require_verified_email: bool,
@@ -266,6 +270,11 @@ impl Config {
         Ok(Self {
             app_env,
             api_addr: env.parsed("API_ADDR", SocketAddr::from(([127, 0, 0, 1], 8000)))?,
+            // Set and empty turns the admin listener off (CONTRACT.md, "Admin API").
+            admin_addr: match env.0.get("ADMIN_ADDR").map(|v| v.trim()) {
+                Some("") => None,
+                _ => Some(env.parsed("ADMIN_ADDR", SocketAddr::from(([127, 0, 0, 1], 8001)))?),
+            },
             worker_metrics_addr: env.parsed(
                 "WORKER_METRICS_ADDR",
                 SocketAddr::from(([127, 0, 0, 1], 9100)),
@@ -298,6 +307,7 @@ impl Config {
                 1800,
                 60..=604_800,
             )?,
+            invite_ttl: env.bounded_seconds("INVITE_TTL_SECONDS", 259_200, 60..=2_592_000)?,
             email_verification_ttl: env.bounded_seconds(
                 "EMAIL_VERIFICATION_TTL_SECONDS",
                 86_400,

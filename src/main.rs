@@ -8,21 +8,34 @@ use portcullis::config::{Config, ConfigError};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-const USAGE: &str = "usage: portcullis <api|worker|migrate|openapi|keys generate>
-  api      serve the HTTP API on API_ADDR
+const USAGE: &str = "usage: portcullis <api|worker|migrate|openapi|keys|admin-keys>
+  api      serve the HTTP API on API_ADDR, and the admin API on ADMIN_ADDR
   worker   consume jobs from RabbitMQ; /metrics and /healthz on WORKER_METRICS_ADDR
   migrate  apply the SQL migrations and exit
-  openapi  print the OpenAPI document
+  openapi [--admin]
+           print the OpenAPI document (of the admin API with --admin)
   keys generate [--algorithm EdDSA|ES256] --out FILE
-           write a new private signing key (PKCS#8 PEM, mode 0600) and print its kid";
+           write a new private signing key (PKCS#8 PEM, mode 0600) and print its kid
+  admin-keys create --name NAME [--read-only]
+           make an admin key and print it (once: only its hash is kept)
+  admin-keys list
+           list the admin keys: name, scope, created, last used, revoked
+  admin-keys revoke NAME
+           revoke an admin key at once, on every api process";
 
 /// Exit code for a bad command line or configuration.
 const EXIT_CONFIG: u8 = 2;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.first().map(String::as_str) == Some("keys") {
-        return keys(&args[1..]);
+    match args.first().map(String::as_str) {
+        Some("keys") => return keys(&args[1..]),
+        Some("admin-keys") => return admin_keys(&args[1..]),
+        Some("openapi") if args.len() == 2 && args[1] == "--admin" => {
+            print!("{}", portcullis::http::openapi::admin_document());
+            return ExitCode::SUCCESS;
+        }
+        _ => {}
     }
     let command = match args.as_slice() {
         [command] => command.as_str(),
@@ -95,6 +108,110 @@ fn keys(args: &[String]) -> ExitCode {
     }
 }
 
+/// What `admin-keys` was asked to do.
+enum KeyCommand {
+    Create { name: String, read_only: bool },
+    List,
+    Revoke { name: String },
+}
+
+/// `portcullis admin-keys create --name NAME [--read-only] | list | revoke NAME`,
+/// against `DATABASE_URL` (migrated first, unless `MIGRATE_ON_START=false`).
+fn admin_keys(args: &[String]) -> ExitCode {
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let command = match args.as_slice() {
+        ["create", "--name", name] => KeyCommand::Create {
+            name: (*name).to_owned(),
+            read_only: false,
+        },
+        ["create", "--name", name, "--read-only"] | ["create", "--read-only", "--name", name] => {
+            KeyCommand::Create {
+                name: (*name).to_owned(),
+                read_only: true,
+            }
+        }
+        ["list"] => KeyCommand::List,
+        ["revoke", name] => KeyCommand::Revoke {
+            name: (*name).to_owned(),
+        },
+        _ => {
+            eprintln!("{USAGE}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let config = match Config::from_env() {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("configuration error: {error}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        use portcullis::services::admin_keys;
+        let pool = portcullis::db::create_pool(&config)?;
+        if config.migrate_on_start {
+            portcullis::db::migrate(&pool).await?;
+        }
+        let client = pool.get().await?;
+        match command {
+            KeyCommand::Create { name, read_only } => {
+                let key = admin_keys::create(&client, &name, read_only).await?;
+                eprintln!(
+                    "admin key `{name}` ({}) created; it is shown once, here:",
+                    if read_only { "read-only" } else { "read-write" }
+                );
+                println!("{key}");
+            }
+            KeyCommand::List => {
+                println!("name\tscope\tcreated_at\tlast_used_at\trevoked_at");
+                for key in admin_keys::list(&client).await? {
+                    let when = |at: Option<time::OffsetDateTime>| {
+                        at.and_then(|at| {
+                            at.format(&time::format_description::well_known::Rfc3339)
+                                .ok()
+                        })
+                        .unwrap_or_else(|| "-".to_owned())
+                    };
+                    println!(
+                        "{}\t{}\t{}\t{}\t{}",
+                        key.name,
+                        if key.read_only {
+                            "read-only"
+                        } else {
+                            "read-write"
+                        },
+                        when(Some(key.created_at)),
+                        when(key.last_used_at),
+                        when(key.revoked_at),
+                    );
+                }
+            }
+            KeyCommand::Revoke { name } => {
+                admin_keys::revoke(&client, &name).await?;
+                eprintln!("admin key `{name}` revoked");
+            }
+        }
+        anyhow::Ok(())
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("admin-keys: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn run(command: &str) -> ExitCode {
     let config = match Config::from_env() {
         Ok(config) => Arc::new(config),
@@ -122,7 +239,11 @@ fn run(command: &str) -> ExitCode {
         match command {
             "api" => {
                 let listener = bind(config.api_addr, "API_ADDR").await?;
-                portcullis::run_api(config, listener, shutdown).await
+                let admin_listener = match config.admin_addr {
+                    Some(addr) => Some(bind(addr, "ADMIN_ADDR").await?),
+                    None => None,
+                };
+                portcullis::run_api(config, listener, admin_listener, shutdown).await
             }
             "worker" => {
                 let listener = bind(config.worker_metrics_addr, "WORKER_METRICS_ADDR").await?;

@@ -215,6 +215,7 @@ fn describe_metrics() {
         "rate_limited",
         "email_not_verified",
         "mfa_required",
+        "account_disabled",
     ] {
         metrics::counter!("auth_logins_total", "outcome" => outcome).increment(0);
     }

@@ -154,6 +154,13 @@ fn openapi_prints_the_committed_document() {
         output.stdout == include_bytes!("../openapi/openapi.json"),
         "openapi/openapi.json differs from `portcullis openapi`: run `just openapi`"
     );
+    let (mut admin, _dir) = self::command(&["openapi", "--admin"], &HashMap::new());
+    let output = admin.output().unwrap();
+    assert!(output.status.success());
+    assert!(
+        output.stdout == include_bytes!("../openapi/admin.json"),
+        "openapi/admin.json differs from `portcullis openapi --admin`: run `just openapi`"
+    );
 }
 
 #[tokio::test]
@@ -198,6 +205,10 @@ fn start(
 ) -> (Started, String, tempdir::Dir) {
     vars.insert(addr_var.into(), "127.0.0.1:0".into());
     vars.insert("LOG_FORMAT".into(), "json".into());
+    if subcommand == "api" {
+        vars.entry("ADMIN_ADDR".into())
+            .or_insert_with(|| "127.0.0.1:0".into());
+    }
     let (mut command, dir) = command(&[subcommand], &vars);
     let mut child = command
         .stdout(Stdio::piped())
@@ -405,5 +416,80 @@ async fn stored_second_factors_need_the_key_they_were_sealed_with() {
         .await
         .unwrap();
     assert_eq!(health.status(), 200);
+    terminate_and_wait(api);
+}
+
+#[tokio::test]
+async fn admin_keys_are_made_listed_and_revoked_from_the_command_line() {
+    let resources = TestResources::create().await;
+    let vars = resources.vars();
+    let run = |args: &[&str]| {
+        let (mut command, _dir) = command(args, &vars);
+        command.output().unwrap()
+    };
+    let created = run(&["admin-keys", "create", "--name", "ops@example.com"]);
+    assert!(created.status.success(), "{created:?}");
+    let key = String::from_utf8(created.stdout).unwrap().trim().to_owned();
+    assert!(key.starts_with("pcadm_") && key.len() == 49, "{key}");
+    let reader = run(&["admin-keys", "create", "--name", "auditor", "--read-only"]);
+    assert!(reader.status.success(), "{reader:?}");
+    let reader_key = String::from_utf8(reader.stdout).unwrap().trim().to_owned();
+
+    // A name is one key, revoked or not; names are plain words.
+    for name in ["ops@example.com", "has space", ""] {
+        let refused = run(&["admin-keys", "create", "--name", name]);
+        assert_eq!(refused.status.code(), Some(1), "{refused:?}");
+        assert_eq!(String::from_utf8_lossy(&refused.stderr).lines().count(), 1);
+    }
+    let listed = run(&["admin-keys", "list"]);
+    assert!(listed.status.success());
+    let listed = String::from_utf8(listed.stdout).unwrap();
+    assert!(listed.contains("ops@example.com\tread-write\t"), "{listed}");
+    assert!(listed.contains("auditor\tread-only\t"), "{listed}");
+    assert!(!listed.contains(&key[6..]) && !listed.contains(&reader_key[6..]));
+
+    // Only the SHA-256 is stored.
+    let (client, connection) =
+        tokio_postgres::connect(&resources.database_url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+    tokio::spawn(connection);
+    let stored: Vec<u8> = client
+        .query_one(
+            "SELECT key_hash FROM admin_keys WHERE name = 'ops@example.com'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    use sha2::Digest;
+    assert_eq!(stored, sha2::Sha256::digest(key.as_bytes()).to_vec());
+
+    // The key works on a running api's admin listener until it is revoked.
+    let admin_addr = format!("127.0.0.1:{}", common::closed_port());
+    let mut api_vars = vars.clone();
+    api_vars.insert("ADMIN_ADDR".into(), admin_addr.clone());
+    let (api, _addr, _dir) = start("api", "API_ADDR", api_vars);
+    let users = |key: String| {
+        let url = format!("http://{admin_addr}/admin/v1/users");
+        async move {
+            reqwest::Client::new()
+                .get(url)
+                .bearer_auth(key)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    assert_eq!(users(key.clone()).await, 200);
+    let revoked = run(&["admin-keys", "revoke", "ops@example.com"]);
+    assert!(revoked.status.success(), "{revoked:?}");
+    assert_eq!(users(key).await, 401);
+    assert_eq!(users(reader_key).await, 200);
+    let again = run(&["admin-keys", "revoke", "ops@example.com"]);
+    assert_eq!(again.status.code(), Some(1));
+    let usage = run(&["admin-keys", "create"]);
+    assert_eq!(usage.status.code(), Some(2));
     terminate_and_wait(api);
 }

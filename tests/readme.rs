@@ -29,8 +29,21 @@ async fn the_readme_curl_examples_work() {
         format!("file:{}", workdir.join("mail").display()),
     );
     let api = Process::start("api", "API_ADDR", vars.clone());
-    let _worker = Process::start("worker", "WORKER_METRICS_ADDR", vars);
+    let _worker = Process::start("worker", "WORKER_METRICS_ADDR", vars.clone());
     let port = api.address.rsplit(':').next().unwrap().to_owned();
+    let admin_port = api
+        .admin_address
+        .as_deref()
+        .and_then(|a| a.rsplit(':').next())
+        .expect("the api serves the admin API")
+        .to_owned();
+    // `cargo run -q --` in the README is the binary under test, with the
+    // api's environment.
+    let binary = std::iter::once("env".to_owned())
+        .chain(vars.iter().map(|(k, v)| format!("'{k}={v}'")))
+        .chain([env!("CARGO_BIN_EXE_portcullis").to_owned()])
+        .collect::<Vec<_>>()
+        .join(" ");
     // As a person would: once /readyz says the broker is connected.
     for _ in 0..100 {
         let ready = reqwest::get(format!("{}/readyz", api.address))
@@ -45,7 +58,12 @@ async fn the_readme_curl_examples_work() {
     assert!(blocks.len() >= 2, "the README has curl examples");
     let mut script = String::from("set -euo pipefail\n");
     for block in &blocks {
-        script.push_str(&block.replace("localhost:8000", &format!("localhost:{port}")));
+        script.push_str(
+            &block
+                .replace("localhost:8000", &format!("localhost:{port}"))
+                .replace("localhost:8001", &format!("localhost:{admin_port}"))
+                .replace("cargo run -q --", &binary),
+        );
         // The reset email is written by the worker a moment after the 202.
         script = script.replace(
             "TOKEN=$(grep -ho",
@@ -100,6 +118,23 @@ async fn the_readme_curl_examples_work() {
         !stdout.contains("problems/"),
         "no example answered with a problem: {stdout}"
     );
+    // The admin walk-through: each refusal where the README says.
+    for expected in [
+        "without a key: 401",
+        "factors removed: 204",
+        "hopper, password only: 200",
+        "its token: 401",
+        "its password: 403",
+        "a reset link: 409",
+        "its new token: 401",
+        "read-only, a read: 200",
+        "read-only, a write: 403",
+        "revoked: 401",
+        "deleted: 204",
+        "account.disabled by admin ops@example.com",
+    ] {
+        assert!(stdout.contains(expected), "{expected}: {stdout}");
+    }
     // The reset at the end really set the new password.
     let login = reqwest::Client::new()
         .post(format!("{}/api/v1/auth/login", api.address))

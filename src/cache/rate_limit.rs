@@ -269,6 +269,20 @@ impl RateLimiter {
         tokio::try_join!(clear.query_async::<i64>(&mut redis), self.release(&address))?;
         Ok(())
     }
+
+    /// An admin cleared the account's failures: its count starts again and
+    /// its lockout is no longer noted. Per-address counts stay.
+    pub async fn clear_account(&self, email: &str) -> redis::RedisResult<()> {
+        let mut redis = self.redis.clone();
+        // One key per command: the two need not share a cluster slot.
+        for scope in ["login", "locked_noted"] {
+            redis::cmd("DEL")
+                .arg(self.email_key(scope, email))
+                .query_async::<i64>(&mut redis)
+                .await?;
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]

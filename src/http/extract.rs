@@ -265,6 +265,7 @@ pub fn origin(request: &Request, trusted_proxies: &[IpNet]) -> crate::services::
         correlation_id: crate::http::layers::correlation_id::CorrelationId::of(request)
             .as_str()
             .to_owned(),
+        admin: None,
     }
 }
 
@@ -274,6 +275,84 @@ pub fn user_agent(request: &Request) -> Option<&str> {
         .get(header::USER_AGENT)
         .and_then(|v| v.to_str().ok())
 }
+/// A request's query string, parsed once.
+pub struct Query(Vec<(String, String)>);
+
+impl Query {
+    pub fn of(request: &Request) -> Result<Self, ApiError> {
+        let pairs = request
+            .uri()
+            .query()
+            .map(serde_urlencoded::from_str)
+            .transpose()
+            .map_err(|_| {
+                ApiError::validation(vec![FieldError::new("query", "is not a query string")])
+            })?
+            .unwrap_or_default();
+        Ok(Self(pairs))
+    }
+
+    /// The first value of `name`.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
+    }
+
+    /// `limit` of a paged list: an integer, 20 when absent (the range is
+    /// the service's to check).
+    pub fn limit(&self) -> Result<u32, ApiError> {
+        use crate::services::paging::{DEFAULT_PAGE, MAX_PAGE};
+        match self.get("limit") {
+            None => Ok(DEFAULT_PAGE),
+            Some(text) => text.parse::<u32>().map_err(|_| {
+                ApiError::validation(vec![FieldError::new(
+                    "limit",
+                    format!("must be an integer from 1 to {MAX_PAGE}"),
+                )])
+            }),
+        }
+    }
+
+    /// `true` or `false`, if present.
+    pub fn boolean(&self, name: &str) -> Result<Option<bool>, ApiError> {
+        self.get(name)
+            .map(|text| match text {
+                "true" => Ok(true),
+                "false" => Ok(false),
+                _ => Err(ApiError::validation(vec![FieldError::new(
+                    name,
+                    "must be true or false",
+                )])),
+            })
+            .transpose()
+    }
+}
+
+/// The UUID in the path's `{name}`; a malformed one names nothing (404).
+pub fn path_id(request: &Request, name: &str) -> Result<uuid::Uuid, ApiError> {
+    request
+        .extensions()
+        .get::<crate::http::router::PathParams>()
+        .and_then(|params| params.get(name))
+        .and_then(|id| uuid::Uuid::parse_str(id).ok())
+        .ok_or_else(|| ApiError::not_found("no such resource"))
+}
+
+/// The [`origin`] of a request on the admin listener, naming the admin key
+/// it came with.
+pub fn admin_origin(
+    request: &Request,
+    trusted_proxies: &[IpNet],
+) -> Result<crate::services::events::Origin, ApiError> {
+    let key = crate::http::layers::admin_auth::AdminCaller::of(request)?;
+    Ok(crate::services::events::Origin {
+        admin: Some(key.name.clone()),
+        ..origin(request, trusted_proxies)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

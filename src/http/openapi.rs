@@ -8,7 +8,7 @@ use utoipa::openapi::security::{
 };
 use utoipa::{Modify, OpenApi};
 
-use super::handlers::{auth, events, keys, mfa, ops, password_reset, users, verification};
+use super::handlers::{admin, auth, events, keys, mfa, ops, password_reset, users, verification};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -91,9 +91,65 @@ impl Modify for Version {
     }
 }
 
+/// The admin listener's document (`openapi/admin.json`).
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Portcullis admin",
+        description = "The admin API, on its own listener (`ADMIN_ADDR`), never on the public one: find, invite, disable and help users. Every request needs an admin key from `portcullis admin-keys create`; every change is a security event naming the key.",
+        license(name = "MIT", identifier = "MIT"),
+    ),
+    paths(
+        admin::search,
+        admin::invite,
+        admin::get,
+        admin::delete,
+        admin::events,
+        admin::disable,
+        admin::enable,
+        admin::log_out,
+        admin::remove_factors,
+        admin::send_password_reset,
+        admin::clear_limits,
+    ),
+    components(schemas(super::problem::ProblemDocument, super::problem::FieldError)),
+    modifiers(&AdminKeyScheme, &Version),
+    tags(
+        (name = "users", description = "Find, invite and delete users"),
+        (name = "actions", description = "Disable, enable, log out, reset factors, send a reset link, clear limits"),
+    )
+)]
+pub struct AdminDoc;
+
+struct AdminKeyScheme;
+
+impl Modify for AdminKeyScheme {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "admin_key",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("portcullis admin key")
+                    .build(),
+            ),
+        );
+    }
+}
+
 /// The document as committed: pretty JSON and a final newline.
 pub fn document() -> String {
-    let mut text = ApiDoc::openapi()
+    pretty(ApiDoc::openapi())
+}
+
+/// The admin document as committed (`openapi/admin.json`).
+pub fn admin_document() -> String {
+    pretty(AdminDoc::openapi())
+}
+
+fn pretty(document: utoipa::openapi::OpenApi) -> String {
+    let mut text = document
         .to_pretty_json()
         .expect("the OpenAPI document serialises");
     text.push('\n');
@@ -103,11 +159,16 @@ pub fn document() -> String {
 #[cfg(test)]
 mod tests {
     #[test]
-    fn committed_document_matches_the_code() {
+    fn committed_documents_match_the_code() {
         let committed = include_str!("../../openapi/openapi.json");
         assert!(
             committed == super::document(),
             "openapi/openapi.json is stale: run `just openapi` (or `cargo run -- openapi > openapi/openapi.json`)"
+        );
+        let committed = include_str!("../../openapi/admin.json");
+        assert!(
+            committed == super::admin_document(),
+            "openapi/admin.json is stale: run `just openapi` (or `cargo run -- openapi --admin > openapi/admin.json`)"
         );
     }
 
@@ -115,7 +176,13 @@ mod tests {
     /// operations with one id make one of them unreachable.
     #[test]
     fn operation_ids_are_unique() {
-        let document: serde_json::Value = serde_json::from_str(&super::document()).unwrap();
+        for text in [super::document(), super::admin_document()] {
+            unique_operation_ids(&text);
+        }
+    }
+
+    fn unique_operation_ids(text: &str) {
+        let document: serde_json::Value = serde_json::from_str(text).unwrap();
         let mut seen = std::collections::HashSet::new();
         for (path, item) in document["paths"].as_object().unwrap() {
             for (method, operation) in item.as_object().unwrap() {

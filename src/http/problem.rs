@@ -238,6 +238,18 @@ impl From<ServiceError> for ApiError {
                 "Forbidden",
                 "verify your email address first; the link is in your inbox, or ask for a new one",
             ),
+            ServiceError::AccountDisabled => ApiError::new(
+                StatusCode::FORBIDDEN,
+                "account-disabled",
+                "Forbidden",
+                "the account is disabled; ask the service's administrators",
+            ),
+            ServiceError::AccountDisabledConflict => ApiError::new(
+                StatusCode::CONFLICT,
+                "account-disabled",
+                "Conflict",
+                "the account is disabled; enable it first",
+            ),
             ServiceError::MfaRequired {
                 mfa_token,
                 expires_in,

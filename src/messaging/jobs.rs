@@ -26,6 +26,9 @@ pub struct JobMessage {
 pub enum JobKind {
     /// Create a reset token and email the link.
     PasswordResetLink,
+    /// Create a longer-lived set-password token for an invited account and
+    /// email the invitation.
+    InvitationLink,
     /// Create a verification token and email the link to the account's address.
     VerifyEmail,
     /// Create a token for a new address and email the link to it.
@@ -49,8 +52,9 @@ pub enum JobKind {
 }
 
 impl JobKind {
-    pub const ALL: [JobKind; 11] = [
+    pub const ALL: [JobKind; 12] = [
         JobKind::PasswordResetLink,
+        JobKind::InvitationLink,
         JobKind::VerifyEmail,
         JobKind::ChangeEmail,
         JobKind::PasswordChangedNotice,
@@ -65,7 +69,7 @@ impl JobKind {
 
     pub fn queue(self) -> JobQueue {
         match self {
-            JobKind::PasswordResetLink => JobQueue::PasswordReset,
+            JobKind::PasswordResetLink | JobKind::InvitationLink => JobQueue::PasswordReset,
             JobKind::VerifyEmail | JobKind::ChangeEmail => JobQueue::Verification,
             _ => JobQueue::SecurityNotice,
         }
@@ -88,6 +92,7 @@ impl JobKind {
     pub fn as_str(self) -> &'static str {
         match self {
             JobKind::PasswordResetLink => "password_reset",
+            JobKind::InvitationLink => "invitation",
             JobKind::VerifyEmail => "verify_email",
             JobKind::ChangeEmail => "change_email",
             JobKind::PasswordChangedNotice => "password_changed",
@@ -112,6 +117,7 @@ impl JobKind {
     pub fn metric_label(self) -> &'static str {
         match self {
             JobKind::PasswordResetLink => "password_reset",
+            JobKind::InvitationLink => "invitation",
             JobKind::VerifyEmail => "verify_email",
             JobKind::ChangeEmail => "change_email",
             JobKind::PasswordChangedNotice => "notice_password_changed",

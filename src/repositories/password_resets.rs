@@ -29,9 +29,10 @@ pub async fn store_job_token(
     user_id: Uuid,
     token_hash: &[u8],
     ttl_seconds: i64,
+    purpose: ResetPurpose,
 ) -> Result<bool, tokio_postgres::Error> {
-    const SQL: &str = "INSERT INTO password_reset_tokens (token_hash, request_id, user_id, expires_at) \
-        VALUES ($3, $1, $2, now() + $4::bigint * interval '1 second') \
+    const SQL: &str = "INSERT INTO password_reset_tokens (token_hash, request_id, user_id, expires_at, purpose) \
+        VALUES ($3, $1, $2, now() + $4::bigint * interval '1 second', $5) \
         ON CONFLICT (request_id) DO UPDATE \
             SET token_hash = EXCLUDED.token_hash, created_at = EXCLUDED.created_at, \
                 expires_at = EXCLUDED.expires_at \
@@ -41,7 +42,13 @@ pub async fn store_job_token(
     Ok(client
         .execute(
             &statement,
-            &[&request_id, &user_id, &token_hash, &ttl_seconds],
+            &[
+                &request_id,
+                &user_id,
+                &token_hash,
+                &ttl_seconds,
+                &purpose.as_str(),
+            ],
         )
         .await?
         == 1)
@@ -73,19 +80,44 @@ pub async fn find_live_token_user(
         .map(|row| row.get(0)))
 }
 
-/// Marks a live token used; `None` if it was not live (raced, expired).
+/// Marks a live token used and says whose it was and what for; `None` if
+/// it was not live (raced, expired).
 pub async fn consume_token(
     client: &impl GenericClient,
     token_hash: &[u8],
-) -> Result<Option<Uuid>, tokio_postgres::Error> {
+) -> Result<Option<(Uuid, ResetPurpose)>, tokio_postgres::Error> {
     const SQL: &str = "UPDATE password_reset_tokens SET used_at = now() \
         WHERE token_hash = $1 AND used_at IS NULL AND superseded_at IS NULL AND expires_at > now() \
-        RETURNING user_id";
+        RETURNING user_id, purpose = 'invite'";
     let statement = client.prepare_cached(SQL).await?;
     Ok(client
         .query_opt(&statement, &[&token_hash])
         .await?
-        .map(|row| row.get(0)))
+        .map(|row| {
+            let purpose = if row.get(1) {
+                ResetPurpose::Invite
+            } else {
+                ResetPurpose::Reset
+            };
+            (row.get(0), purpose)
+        }))
+}
+
+/// What a set-password link is for: a reset, or an invitation, which also
+/// verifies the address it was sent to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResetPurpose {
+    Reset,
+    Invite,
+}
+
+impl ResetPurpose {
+    fn as_str(self) -> &'static str {
+        match self {
+            ResetPurpose::Reset => "reset",
+            ResetPurpose::Invite => "invite",
+        }
+    }
 }
 
 /// After a reset, no other link of the user may work.

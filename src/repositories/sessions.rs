@@ -21,6 +21,7 @@ pub enum RevokeReason {
     PasswordChanged,
     PasswordReset,
     MfaEnabled,
+    AccountDisabled,
 }
 
 impl RevokeReason {
@@ -33,6 +34,7 @@ impl RevokeReason {
             RevokeReason::PasswordChanged => "password_changed",
             RevokeReason::PasswordReset => "password_reset",
             RevokeReason::MfaEnabled => "mfa_enabled",
+            RevokeReason::AccountDisabled => "account_disabled",
         }
     }
 }
@@ -69,11 +71,12 @@ pub struct SessionRecord {
 /// Starts a session with its first refresh token, in one statement, if
 /// the user's password is still at `password_version`; false otherwise.
 ///
-/// The user row is read `FOR SHARE`: a password change holding the row
-/// makes this wait and then re-check the version, and a change that comes
-/// later waits for this session to commit and then revokes it. Either way
-/// no session outlives the password it was opened with (CONTRACT.md,
-/// "Abuse limits and retention").
+/// The user row is updated (`last_login_at`), so it is locked: a password
+/// change or a disabling holding the row makes this wait and then re-check
+/// the version and the account's state, and one that comes later waits for
+/// this session to commit and then revokes it. Either way no session
+/// outlives the password it was opened with (CONTRACT.md, "Abuse limits
+/// and retention") nor starts on a disabled account.
 pub async fn create_session(
     client: &impl GenericClient,
     new: &NewSession<'_>,
@@ -81,9 +84,9 @@ pub async fn create_session(
     lifetimes: Lifetimes,
 ) -> Result<bool, tokio_postgres::Error> {
     const SQL: &str = "WITH owner AS ( \
-            SELECT id FROM users \
-            WHERE id = $2 AND password_version = $6 AND is_active \
-            FOR SHARE \
+            UPDATE users SET last_login_at = now() \
+            WHERE id = $2 AND password_version = $6 AND is_active AND disabled_at IS NULL \
+            RETURNING id \
         ), session AS ( \
             INSERT INTO sessions (id, user_id, user_agent, expires_at, max_expires_at, amr) \
             SELECT $1, id, $3, now() + least($5::bigint, $7::bigint) * interval '1 second', \
@@ -151,6 +154,7 @@ pub async fn rotate_refresh_token(
             JOIN sessions s ON s.id = t.session_id \
             JOIN users u ON u.id = s.user_id \
             WHERE t.token_hash = $1 AND s.revoked_at IS NULL AND u.is_active \
+              AND u.disabled_at IS NULL \
               AND s.max_expires_at > now() \
             FOR NO KEY UPDATE OF s \
         ), rotated AS ( \
@@ -220,7 +224,7 @@ pub async fn issue_grace_token(
             FROM refresh_tokens t \
             JOIN sessions s ON s.id = t.session_id \
             JOIN users u ON u.id = s.user_id \
-            WHERE t.token_hash = $1 AND s.revoked_at IS NULL AND u.is_active \
+            WHERE t.token_hash = $1 AND s.revoked_at IS NULL AND u.is_active AND u.disabled_at IS NULL \
               AND s.max_expires_at > now() \
               AND t.used_at > now() - $4::float8 * interval '1 second' \
             FOR NO KEY UPDATE OF s \

@@ -15,6 +15,10 @@ pub struct UserRecord {
     pub password_version: i32,
     pub email_verified: bool,
     pub mfa_enabled: bool,
+    /// An admin disabled the account: no login, refresh or link.
+    pub disabled: bool,
+    /// False for an invited account until its set-password link is used.
+    pub has_password: bool,
     pub created_at: OffsetDateTime,
 }
 
@@ -28,6 +32,8 @@ impl From<&Row> for UserRecord {
             password_version: row.get("password_version"),
             email_verified: row.get("email_verified"),
             mfa_enabled: row.get("mfa_enabled"),
+            disabled: row.get("disabled"),
+            has_password: row.get("has_password"),
             created_at: row.get("created_at"),
         }
     }
@@ -44,7 +50,7 @@ pub async fn insert_user(
     const SQL: &str = "INSERT INTO users (id, email, password_hash, full_name) \
                        VALUES ($1, $2, $3, $4) \
                        ON CONFLICT (email) DO NOTHING \
-                       RETURNING id, email, full_name, password_hash, password_version, email_verified, mfa_enabled, created_at";
+                       RETURNING id, email, full_name, password_hash, password_version, email_verified, mfa_enabled, disabled_at IS NOT NULL AS disabled, has_password, created_at";
     let statement = client.prepare_cached(SQL).await?;
     let row = client
         .query_opt(&statement, &[&id, &email, &password_hash, &full_name])
@@ -66,7 +72,7 @@ pub async fn find_active_user_by_email(
     client: &impl GenericClient,
     email: &str,
 ) -> Result<Option<UserRecord>, tokio_postgres::Error> {
-    const SQL: &str = "SELECT id, email, full_name, password_hash, password_version, email_verified, mfa_enabled, created_at \
+    const SQL: &str = "SELECT id, email, full_name, password_hash, password_version, email_verified, mfa_enabled, disabled_at IS NOT NULL AS disabled, has_password, created_at \
                        FROM users WHERE email = $1 AND is_active";
     let statement = client.prepare_cached(SQL).await?;
     let row = client.query_opt(&statement, &[&email]).await?;
@@ -78,7 +84,7 @@ pub async fn find_active_user(
     client: &impl GenericClient,
     id: Uuid,
 ) -> Result<Option<UserRecord>, tokio_postgres::Error> {
-    const SQL: &str = "SELECT id, email, full_name, password_hash, password_version, email_verified, mfa_enabled, created_at \
+    const SQL: &str = "SELECT id, email, full_name, password_hash, password_version, email_verified, mfa_enabled, disabled_at IS NOT NULL AS disabled, has_password, created_at \
                        FROM users WHERE id = $1 AND is_active";
     let statement = client.prepare_cached(SQL).await?;
     let row = client.query_opt(&statement, &[&id]).await?;
@@ -92,7 +98,7 @@ pub async fn update_full_name(
 ) -> Result<Option<UserRecord>, tokio_postgres::Error> {
     const SQL: &str = "UPDATE users SET full_name = $2, updated_at = now() \
                        WHERE id = $1 AND is_active \
-                       RETURNING id, email, full_name, password_hash, password_version, email_verified, mfa_enabled, created_at";
+                       RETURNING id, email, full_name, password_hash, password_version, email_verified, mfa_enabled, disabled_at IS NOT NULL AS disabled, has_password, created_at";
     let statement = client.prepare_cached(SQL).await?;
     let row = client.query_opt(&statement, &[&id, &full_name]).await?;
     Ok(row.as_ref().map(UserRecord::from))
@@ -106,7 +112,7 @@ pub async fn update_password_hash(
     id: Uuid,
     password_hash: &str,
 ) -> Result<bool, tokio_postgres::Error> {
-    const SQL: &str = "UPDATE users SET password_hash = $2, \
+    const SQL: &str = "UPDATE users SET password_hash = $2, has_password = true, \
         password_version = password_version + 1, updated_at = now() \
         WHERE id = $1 AND is_active";
     let statement = client.prepare_cached(SQL).await?;
@@ -214,4 +220,52 @@ pub async fn links_revoked_since(
         .query_opt(&statement, &[&user_id, &requested_at])
         .await?
         .is_some_and(|row| row.get(0)))
+}
+
+/// Inserts an invited account: unverified, with `has_password` false and a
+/// hash of a random password nobody was told, so every login fails after
+/// the same Argon2 run as a wrong password. `None` when the email is taken.
+pub async fn insert_invited_user(
+    client: &impl GenericClient,
+    id: Uuid,
+    email: &str,
+    unusable_hash: &str,
+    full_name: Option<&str>,
+) -> Result<Option<UserRecord>, tokio_postgres::Error> {
+    const SQL: &str = "INSERT INTO users (id, email, password_hash, full_name, has_password) \
+                       VALUES ($1, $2, $3, $4, false) \
+                       ON CONFLICT (email) DO NOTHING \
+                       RETURNING id, email, full_name, password_hash, password_version, email_verified, mfa_enabled, disabled_at IS NOT NULL AS disabled, has_password, created_at";
+    let statement = client.prepare_cached(SQL).await?;
+    let row = client
+        .query_opt(&statement, &[&id, &email, &unusable_hash, &full_name])
+        .await?;
+    Ok(row.as_ref().map(UserRecord::from))
+}
+
+/// Disables (`Some(reason)`) or enables (`None`) the account, holding its
+/// row until the transaction ends. `None` when the account is gone;
+/// otherwise whether its state changed (disabling a disabled account keeps
+/// its first reason).
+pub async fn set_disabled(
+    client: &impl GenericClient,
+    id: Uuid,
+    reason: Option<&str>,
+) -> Result<Option<bool>, tokio_postgres::Error> {
+    const SQL: &str = "WITH before AS ( \
+            SELECT id, disabled_at FROM users WHERE id = $1 AND is_active FOR UPDATE \
+        ) \
+        UPDATE users u SET \
+            disabled_at = CASE WHEN $2 THEN coalesce(before.disabled_at, now()) END, \
+            disabled_reason = CASE WHEN NOT $2 THEN NULL \
+                WHEN before.disabled_at IS NULL THEN $3 ELSE u.disabled_reason END, \
+            updated_at = now() \
+        FROM before WHERE u.id = before.id \
+        RETURNING (before.disabled_at IS NULL) = $2";
+    let statement = client.prepare_cached(SQL).await?;
+    let disable = reason.is_some();
+    Ok(client
+        .query_opt(&statement, &[&id, &disable, &reason])
+        .await?
+        .map(|row| row.get(0)))
 }

@@ -88,6 +88,11 @@ pub async fn login(
         limits::login_completed(ctx, &normalised, client_address).await?;
     }
     super::seams::password_verified(&user.email).await;
+    if user.disabled {
+        // Like an unverified address: told apart only once the password is
+        // right, after the same Argon2 run.
+        return Err(disabled(ctx, user.id, origin).await?);
+    }
     if ctx.config.require_verified_email && !user.email_verified {
         // Told apart from a wrong password only once the password is
         // right, after the same Argon2 run: no timing tell.
@@ -126,6 +131,18 @@ pub async fn login(
     };
     metrics::counter!("auth_logins_total", "outcome" => "success").increment(1);
     Ok(tokens)
+}
+
+/// The refusal of a right sign-in to a disabled account, recorded.
+pub(crate) async fn disabled(
+    ctx: &AppContext,
+    user_id: Uuid,
+    origin: &Origin,
+) -> Result<ServiceError, ServiceError> {
+    metrics::counter!("auth_logins_total", "outcome" => "account_disabled").increment(1);
+    let event = Event::login_failed(user_id, FailureReason::Disabled);
+    events::record_alone(ctx, origin, event).await?;
+    Ok(ServiceError::AccountDisabled)
 }
 
 fn invalid_credentials() -> ServiceError {
@@ -274,13 +291,5 @@ pub async fn logout_all(
     claims: &Claims,
     origin: &Origin,
 ) -> Result<(), ServiceError> {
-    session::end_all(ctx, claims.sub, None, RevokeReason::LogoutAll).await?;
-    let mut client = db(&ctx.db).await?;
-    let transaction = client.transaction().await?;
-    super::recovery::end_pending_links(&transaction, claims.sub).await?;
-    let event = Event::of(EventType::SessionLoggedOutAll, claims.sub).in_session(claims.sid);
-    events::record(ctx, &transaction, Some(origin), event).await?;
-    transaction.commit().await?;
-    tracing::info!(user_id = %claims.sub, "logged out everywhere");
-    Ok(())
+    session::log_out_everywhere(ctx, claims.sub, Some(claims.sid), origin).await
 }

@@ -10,7 +10,7 @@ use super::events::{self, Event, EventType, Origin};
 use super::{AppContext, ServiceError, db, jobs, limits};
 use crate::domain::NewPassword;
 use crate::messaging::jobs::JobKind;
-use crate::repositories::password_resets;
+use crate::repositories::password_resets::{self, ResetPurpose};
 use crate::repositories::sessions::{self, RevokeReason};
 use crate::repositories::users::{self, UserRecord};
 use crate::security::claims::Claims;
@@ -106,10 +106,13 @@ pub(crate) async fn replace_password(
     };
     let mut client = db(&ctx.db).await?;
     let transaction = client.transaction().await?;
+    let mut invited = false;
     if let Some(token_hash) = consume_reset_token {
-        let owner = password_resets::consume_token(&transaction, token_hash).await?;
-        if owner != Some(user.id) {
-            return Err(ServiceError::InvalidResetToken);
+        match password_resets::consume_token(&transaction, token_hash).await? {
+            Some((owner, purpose)) if owner == user.id => {
+                invited = purpose == ResetPurpose::Invite;
+            }
+            _ => return Err(ServiceError::InvalidResetToken),
         }
     }
     super::recovery::end_pending_links(&transaction, user.id).await?;
@@ -129,15 +132,28 @@ pub(crate) async fn replace_password(
         event = event.in_session(session_id);
     }
     events::record(ctx, &transaction, Some(origin), event).await?;
-    jobs::enqueue_and_commit(
-        ctx,
-        transaction,
-        notice,
-        user.id,
-        &user.email,
-        &origin.correlation_id,
-    )
-    .await?;
+    // An invitation's link went to the address: using it proves it.
+    if invited
+        && !user.email_verified
+        && users::mark_email_verified(&transaction, user.id, &user.email).await?
+    {
+        let event = Event::of(EventType::AccountEmailVerified, user.id);
+        events::record(ctx, &transaction, Some(origin), event).await?;
+    }
+    if invited {
+        // The first password of an invited account: nothing to warn about.
+        transaction.commit().await?;
+    } else {
+        jobs::enqueue_and_commit(
+            ctx,
+            transaction,
+            notice,
+            user.id,
+            &user.email,
+            &origin.correlation_id,
+        )
+        .await?;
+    }
     ctx.denylist
         .deny(user.id, None, &revoked, ctx.jwt.ttl())
         .await?;

@@ -6,8 +6,6 @@
 
 use std::net::IpAddr;
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use deadpool_postgres::GenericClient;
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -15,7 +13,7 @@ use time::OffsetDateTime;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::{AppContext, ServiceError, db};
+use super::{AppContext, ServiceError, db, paging};
 use crate::messaging::topology::JobQueue;
 use crate::repositories::events::{self, EventRecord, NewEvent};
 use crate::repositories::outbox;
@@ -28,6 +26,9 @@ pub struct Origin {
     pub address: IpAddr,
     pub user_agent: Option<String>,
     pub correlation_id: String,
+    /// The name of the admin key the request came with, on the admin
+    /// listener; `None` for a user's own request.
+    pub admin: Option<String>,
 }
 
 /// Every type of event there is; the contract fixes the names.
@@ -121,6 +122,7 @@ pub enum FailureReason {
     Locked,
     WrongCode,
     NotVerified,
+    Disabled,
 }
 
 impl FailureReason {
@@ -130,6 +132,7 @@ impl FailureReason {
             FailureReason::Locked => "locked",
             FailureReason::WrongCode => "wrong_code",
             FailureReason::NotVerified => "not_verified",
+            FailureReason::Disabled => "disabled",
         }
     }
 }
@@ -203,8 +206,12 @@ pub async fn record(
         client_address: origin.map(|o| o.address.to_string()),
         user_agent,
         correlation_id: origin.map_or("", |o| o.correlation_id.as_str()),
-        actor_kind: if origin.is_some() { "user" } else { "system" },
-        actor_name: None,
+        actor_kind: match origin {
+            Some(Origin { admin: Some(_), .. }) => "admin",
+            Some(_) => "user",
+            None => "system",
+        },
+        actor_name: origin.and_then(|o| o.admin.as_deref()),
         details: &event.details,
     };
     events::insert(client, &new).await?;
@@ -347,10 +354,6 @@ fn truncate(text: &str, chars: usize) -> &str {
     }
 }
 
-/// The most events one page holds, and the default.
-pub const MAX_PAGE: u32 = 100;
-pub const DEFAULT_PAGE: u32 = 20;
-
 /// One page of a user's events and the cursor of the next, if any.
 pub struct Page {
     pub events: Vec<EventRecord>,
@@ -358,71 +361,26 @@ pub struct Page {
 }
 
 /// The user's events older than `cursor` (from the previous page), at most
-/// `limit` (1 to [`MAX_PAGE`]), newest first.
+/// `limit` (1 to [`paging::MAX_PAGE`]), newest first.
 pub async fn page(
     ctx: &AppContext,
     user_id: Uuid,
     limit: u32,
     cursor: Option<&str>,
 ) -> Result<Page, ServiceError> {
-    if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(ServiceError::invalid(
-            "limit",
-            format!("must be an integer from 1 to {MAX_PAGE}"),
-        ));
-    }
-    let before = match cursor {
-        None => None,
-        Some(text) => Some(
-            decode_cursor(text)
-                .ok_or_else(|| ServiceError::invalid("cursor", "is not a cursor this API gave"))?,
-        ),
-    };
+    let before = paging::check(limit, cursor)?;
     let client = db(&ctx.db).await?;
-    let mut events = events::page(&client, user_id, before, i64::from(limit) + 1).await?;
-    let next_cursor = if events.len() > limit as usize {
-        events.truncate(limit as usize);
-        events.last().map(|e| encode_cursor(e.occurred_at, e.id))
-    } else {
-        None
-    };
+    let rows = events::page(&client, user_id, before, i64::from(limit) + 1).await?;
+    let (events, next_cursor) = paging::split(rows, limit, |e| (e.occurred_at, e.id));
     Ok(Page {
         events,
         next_cursor,
     })
 }
 
-/// `(occurred_at, id)` of the last event of a page, opaque to clients.
-fn encode_cursor(at: OffsetDateTime, id: Uuid) -> String {
-    let micros = at.unix_timestamp_nanos() / 1_000;
-    URL_SAFE_NO_PAD.encode(format!("{micros}.{id}"))
-}
-
-fn decode_cursor(text: &str) -> Option<(OffsetDateTime, Uuid)> {
-    if text.len() > 128 {
-        return None;
-    }
-    let bytes = URL_SAFE_NO_PAD.decode(text).ok()?;
-    let text = std::str::from_utf8(&bytes).ok()?;
-    let (micros, id) = text.split_once('.')?;
-    let micros: i128 = micros.parse().ok()?;
-    let at = OffsetDateTime::from_unix_timestamp_nanos(micros.checked_mul(1_000)?).ok()?;
-    Some((at, id.parse().ok()?))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_cursor_comes_back_as_it_went_and_garbage_does_not() {
-        let at = OffsetDateTime::from_unix_timestamp_nanos(1_780_000_000_123_456_000).unwrap();
-        let id = Uuid::now_v7();
-        assert_eq!(decode_cursor(&encode_cursor(at, id)), Some((at, id)));
-        for bad in ["", "x", "!!!", &URL_SAFE_NO_PAD.encode("12.not-a-uuid")] {
-            assert_eq!(decode_cursor(bad), None, "{bad}");
-        }
-    }
 
     #[test]
     fn every_type_has_its_contract_name() {

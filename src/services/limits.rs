@@ -176,6 +176,11 @@ pub(crate) async fn login_completed(
     Ok(ctx.limiter.login_completed(email, client_address).await?)
 }
 
+/// An admin cleared the account's failure count (CONTRACT.md, "Admin API").
+pub(crate) async fn clear_account(ctx: &AppContext, email: &str) -> Result<(), ServiceError> {
+    Ok(ctx.limiter.clear_account(email).await?)
+}
+
 fn login_limits(ctx: &AppContext) -> LoginLimits {
     LoginLimits {
         window: ctx.config.login_failure_window,

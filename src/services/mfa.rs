@@ -285,6 +285,11 @@ pub async fn complete_login(
         return Err(ServiceError::InvalidMfaLogin);
     }
     mfa::spend_challenge(&transaction, &token_hash).await?;
+    if user.disabled {
+        // Disabled between the password step and this one.
+        transaction.commit().await?;
+        return Err(super::auth::disabled(ctx, user.id, origin).await?);
+    }
     if let Proof::RecoveryCode(_) = proof {
         let event = Event::of(EventType::MfaRecoveryCodeUsed, user.id);
         events::record(ctx, &transaction, Some(origin), event).await?;

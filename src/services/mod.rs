@@ -2,6 +2,8 @@
 //! know nothing of HTTP, so they can be called from a handler, the worker
 //! or a test alike (STYLE.md, habit 5).
 
+pub mod admin;
+pub mod admin_keys;
 pub mod auth;
 mod context;
 mod credentials;
@@ -9,6 +11,7 @@ pub mod events;
 pub mod jobs;
 mod limits;
 pub mod mfa;
+pub mod paging;
 pub mod password_reset;
 mod recovery;
 pub mod registration;
@@ -66,6 +69,14 @@ pub enum ServiceError {
     /// `DATA_ENCRYPTION_KEY` is not configured, so no secret can be stored.
     #[error("second factors are not configured")]
     MfaUnavailable,
+    /// An admin disabled the account: a right password gets this, after
+    /// the same work as a wrong one.
+    #[error("the account is disabled")]
+    AccountDisabled,
+    /// An admin asked for what a disabled account may not have (a reset
+    /// link).
+    #[error("the account is disabled")]
+    AccountDisabledConflict,
     #[error("the current password is wrong")]
     WrongCurrentPassword,
     /// The token was valid but its user is gone.

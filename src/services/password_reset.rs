@@ -14,13 +14,17 @@ use crate::repositories::{password_resets, users};
 use crate::security::tokens::{hash_token, looks_like_token};
 
 /// Records a reset request. Known and unknown emails take the same path
-/// and get the same answer; only a known, active one causes a job.
+/// and get the same answer; only a known, active, enabled one causes a job.
 pub async fn request(ctx: &AppContext, email: Email, origin: &Origin) -> Result<(), ServiceError> {
     limits::reserve_email_request(ctx, origin.address).await?;
     limits::reserve_per_email(ctx, EmailLimit::Reset, email.as_str()).await?;
     let mut client = db(&ctx.db).await?;
     let transaction = client.transaction().await?;
-    let user = users::find_active_user_by_email(&transaction, email.as_str()).await?;
+    // A disabled account gets no link, and the same answer (CONTRACT.md,
+    // "Admin API").
+    let user = users::find_active_user_by_email(&transaction, email.as_str())
+        .await?
+        .filter(|user| !user.disabled);
     let message = user
         .as_ref()
         .map(|user| JobMessage::new(JobKind::PasswordResetLink, user.id, &user.email));

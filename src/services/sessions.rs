@@ -150,6 +150,29 @@ pub(crate) async fn end_all(
     Ok(revoked)
 }
 
+/// Logs the user out everywhere: every session and access token ends, and
+/// every pending emailed link. `session_id` is the one the request came
+/// from, if any (an admin's comes from none).
+pub(crate) async fn log_out_everywhere(
+    ctx: &AppContext,
+    user_id: Uuid,
+    session_id: Option<Uuid>,
+    origin: &Origin,
+) -> Result<(), ServiceError> {
+    end_all(ctx, user_id, None, RevokeReason::LogoutAll).await?;
+    let mut client = db(&ctx.db).await?;
+    let transaction = client.transaction().await?;
+    super::recovery::end_pending_links(&transaction, user_id).await?;
+    let mut event = Event::of(EventType::SessionLoggedOutAll, user_id);
+    if let Some(session_id) = session_id {
+        event = event.in_session(session_id);
+    }
+    events::record(ctx, &transaction, Some(origin), event).await?;
+    transaction.commit().await?;
+    tracing::info!(user_id = %user_id, "logged out everywhere");
+    Ok(())
+}
+
 pub(crate) fn refresh_ttl_seconds(ctx: &AppContext) -> i64 {
     ctx.config.refresh_token_ttl.as_secs() as i64
 }

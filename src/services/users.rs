@@ -134,6 +134,17 @@ pub async fn delete_account(
     origin: &Origin,
 ) -> Result<(), ServiceError> {
     let user = credentials::me_with_password(ctx, claims, current_password, origin).await?;
+    remove_account(ctx, &user, Some(claims.sid), origin).await
+}
+
+/// Deletes `user`'s account, as [`delete_account`] describes; the request
+/// came from `session_id`, if from a session at all.
+pub(crate) async fn remove_account(
+    ctx: &AppContext,
+    user: &UserRecord,
+    session_id: Option<Uuid>,
+    origin: &Origin,
+) -> Result<(), ServiceError> {
     let mark = crate::security::claims::unix_micros(time::OffsetDateTime::now_utc());
     ctx.denylist
         .set_not_before(user.id, mark, ctx.jwt.ttl())
@@ -160,7 +171,10 @@ pub async fn delete_account(
     // The account's trail goes with it; one event, holding no address,
     // says that it was deleted.
     crate::repositories::events::delete_for_user(&transaction, user.id).await?;
-    let event = Event::of(EventType::AccountDeleted, user.id).in_session(claims.sid);
+    let mut event = Event::of(EventType::AccountDeleted, user.id);
+    if let Some(session_id) = session_id {
+        event = event.in_session(session_id);
+    }
     events::record(ctx, &transaction, Some(origin), event).await?;
     transaction.commit().await?;
     ctx.outbox.wake();

@@ -15,14 +15,15 @@ use crate::repositories::users::{self, EmailChange};
 use crate::security::tokens::{hash_token, looks_like_token};
 
 /// Asks for a new verification link. Every well-formed email gets the same
-/// answer; only an active account with an unverified address gets a link.
+/// answer; only an active, enabled account with an unverified address
+/// gets a link.
 pub async fn request(ctx: &AppContext, email: Email, origin: &Origin) -> Result<(), ServiceError> {
     limits::reserve_email_request(ctx, origin.address).await?;
     limits::reserve_per_email(ctx, EmailLimit::Verify, email.as_str()).await?;
     let mut client = db(&ctx.db).await?;
     let transaction = client.transaction().await?;
     let user = users::find_active_user_by_email(&transaction, email.as_str()).await?;
-    let Some(user) = user.filter(|u| !u.email_verified) else {
+    let Some(user) = user.filter(|u| !u.email_verified && !u.disabled) else {
         return Ok(());
     };
     jobs::enqueue_and_commit(

@@ -21,7 +21,22 @@ pub fn reset_link(public_url: &str, token: &str, expires_in: Duration) -> EmailT
         "Choose a new password",
         &format!("{public_url}/reset-password?token={token}"),
         expires_in,
-        "your password stays as it is.",
+        "If you did not ask for this, ignore this email: your password stays as it is.",
+    )
+}
+
+/// The invitation: an account was made for this address, and the link
+/// sets its first password.
+pub fn invitation_link(public_url: &str, token: &str, expires_in: Duration) -> EmailText {
+    link_email(
+        "You are invited to Portcullis",
+        "An administrator made a Portcullis account for this address.",
+        "To accept and choose your password",
+        "Choose my password",
+        &format!("{public_url}/reset-password?token={token}"),
+        expires_in,
+        "If you were not expecting it, ignore this email: the account stays \
+         without a password and nobody can sign in to it.",
     )
 }
 
@@ -34,7 +49,7 @@ pub fn verify_link(public_url: &str, token: &str, expires_in: Duration) -> Email
         "Verify my email address",
         &format!("{public_url}/verify-email?token={token}"),
         expires_in,
-        "no account will use this address.",
+        "If you did not ask for this, ignore this email: no account will use this address.",
     )
 }
 
@@ -47,11 +62,12 @@ pub fn change_link(public_url: &str, token: &str, expires_in: Duration) -> Email
         "Use this address",
         &format!("{public_url}/verify-email?token={token}"),
         expires_in,
-        "the account keeps its current address.",
+        "If you did not ask for this, ignore this email: the account keeps its current address.",
     )
 }
 
-/// An email whose point is one link that works once, within `expires_in`.
+/// An email whose point is one link that works once, within `expires_in`;
+/// `otherwise` ends it: what happens if the reader ignores it.
 fn link_email(
     subject: &str,
     opening: &str,
@@ -66,16 +82,14 @@ fn link_email(
         "{opening}\n\n\
          {to_do}, open this link within {expiry}:\n\n\
          {link}\n\n\
-         The link works once. If you did not ask for this, ignore this email: \
-         {otherwise}\n"
+         The link works once. {otherwise}\n"
     );
     let html = format!(
         "<p>{opening}</p>\
          <p>{to_do}, open this link within {expiry}:</p>\
          <p><a href=\"{href}\">{button}</a></p>\
          <p>Or copy this address into your browser: {shown}</p>\
-         <p>The link works once. If you did not ask for this, ignore this email: \
-         {otherwise}</p>",
+         <p>The link works once. {otherwise}</p>",
         opening = html_escape(opening),
         to_do = html_escape(to_do),
         expiry = html_escape(&expiry),
@@ -128,6 +142,7 @@ pub fn notice(kind: JobKind, public_url: &str) -> EmailText {
         ),
         JobKind::RefreshReuseNotice
         | JobKind::PasswordResetLink
+        | JobKind::InvitationLink
         | JobKind::VerifyEmail
         | JobKind::ChangeEmail => (
             "A session of yours was ended",

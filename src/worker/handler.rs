@@ -125,8 +125,8 @@ async fn run(
         return skip(ledger, message, queue, "the user is gone; nothing to send").await;
     };
     let prepared = match (kind, &user) {
-        (JobKind::PasswordResetLink, Some(user)) => {
-            jobs::reset_link::prepare(ctx, user, message).await?
+        (JobKind::PasswordResetLink | JobKind::InvitationLink, Some(user)) => {
+            jobs::reset_link::prepare(ctx, user, message, kind).await?
         }
         (JobKind::VerifyEmail | JobKind::ChangeEmail, Some(user)) => {
             jobs::email_link::prepare(ctx, user, message, kind).await?

@@ -16,6 +16,8 @@ pub use crate::common::*;
 pub struct TestApp {
     pub address: String,
     pub port: u16,
+    /// The admin listener's base URL.
+    pub admin_address: String,
     pub client: reqwest::Client,
     pub config: Arc<Config>,
     pub shutdown: CancellationToken,
@@ -44,15 +46,19 @@ pub async fn spawn_app_with(customise: impl FnOnce(&mut HashMap<String, String>)
     let config = Arc::new(Config::from_vars(vars).expect("test configuration is valid"));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
+    let admin_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let admin_address = format!("http://{}", admin_listener.local_addr().unwrap());
     let shutdown = CancellationToken::new();
     let server = tokio::spawn(portcullis::run_api(
         config.clone(),
         listener,
+        Some(admin_listener),
         shutdown.clone(),
     ));
     TestApp {
         address: format!("http://127.0.0.1:{port}"),
         port,
+        admin_address,
         client: reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()

@@ -5,6 +5,7 @@
 mod common;
 
 mod abuse_limits;
+mod admin;
 mod auth_login;
 mod auth_logout;
 mod auth_refresh;

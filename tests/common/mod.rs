@@ -417,6 +417,8 @@ pub struct Process {
     name: String,
     pub child: std::process::Child,
     pub address: String,
+    /// The admin listener's base URL, for an api process.
+    pub admin_address: Option<String>,
     lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
@@ -427,6 +429,11 @@ impl Process {
     pub fn start(subcommand: &str, addr_var: &str, mut vars: HashMap<String, String>) -> Self {
         use std::io::BufRead;
         vars.insert(addr_var.into(), "127.0.0.1:0".into());
+        if subcommand == "api" {
+            // Never the default port: tests run side by side.
+            vars.entry("ADMIN_ADDR".into())
+                .or_insert_with(|| "127.0.0.1:0".into());
+        }
         vars.entry("LOG_FORMAT".into())
             .or_insert_with(|| "json".into());
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
@@ -451,19 +458,21 @@ impl Process {
                     && let Ok(value) = serde_json::from_str::<serde_json::Value>(&line)
                     && let Some(addr) = value["addr"].as_str()
                 {
-                    let _ = address_tx.send(addr.to_owned());
+                    let admin = value["admin_addr"].as_str().map(str::to_owned);
+                    let _ = address_tx.send((addr.to_owned(), admin));
                     sent = true;
                 }
                 shared.lock().unwrap().push(line);
             }
         });
-        let address = address_rx
+        let (address, admin_address) = address_rx
             .recv_timeout(std::time::Duration::from_secs(30))
             .expect("the process logs its address");
         Self {
             name: subcommand.to_owned(),
             child,
             address: format!("http://{address}"),
+            admin_address: admin_address.map(|a| format!("http://{a}")),
             lines,
         }
     }

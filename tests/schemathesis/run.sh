@@ -85,11 +85,14 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 psql "$admin" -q -c "CREATE DATABASE $database"
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+port=$(free_port)
 base=http://127.0.0.1:$port
+admin_port=$(free_port)
+admin_base=http://127.0.0.1:$admin_port
 
 "$binary" keys generate --out "$work/signing.pem" > /dev/null
-env -i PATH="$PATH" HOME="$HOME" \
+settings=(PATH="$PATH" HOME="$HOME" \
     DATABASE_URL="${admin%/*}/$database" \
     JWT_SIGNING_KEYS="$work/signing.pem" \
     DATA_ENCRYPTION_KEY="$(head -c 32 /dev/urandom | base64)" \
@@ -97,11 +100,12 @@ env -i PATH="$PATH" HOME="$HOME" \
     AMQP_URL="${TEST_AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/%2f}" \
     JWT_SECRET="schemathesis-test-secret-0123456789abcdef" \
     QUEUE_PREFIX="$queue_prefix" REDIS_KEY_PREFIX="$redis_prefix" \
-    API_ADDR="127.0.0.1:$port" COOKIE_SECURE=false APP_ENV=development \
+    API_ADDR="127.0.0.1:$port" ADMIN_ADDR="127.0.0.1:$admin_port" \
+    COOKIE_SECURE=false APP_ENV=development \
     LOGIN_MAX_FAILURES_PER_ACCOUNT=1000000 LOGIN_MAX_FAILURES_PER_ADDRESS=1000000 \
     RESET_MAX_REQUESTS_PER_EMAIL=1000000 REGISTER_MAX_PER_ADDRESS=1000000 \
-    EMAIL_REQUESTS_MAX_PER_ADDRESS=1000000 \
-    "$binary" api > "$log" 2>&1 &
+    EMAIL_REQUESTS_MAX_PER_ADDRESS=1000000)
+env -i "${settings[@]}" "$binary" api > "$log" 2>&1 &
 api=$!
 
 for _ in $(seq 150); do
@@ -161,3 +165,19 @@ PORTCULLIS_REFRESH_EMAIL=$refresh_email PORTCULLIS_REFRESH_TOKEN=$refresh_token 
         --request-timeout 30 \
         --no-color \
         "$@"
+
+# The admin API, from openapi/admin.json, with a read-write key: every
+# operation, its refusals without a key included (schemathesis's
+# `ignored_auth` check sends each without it).
+admin_key=$(env -i "${settings[@]}" "$binary" admin-keys create --name schemathesis 2> /dev/null)
+"$venv/bin/schemathesis" --config-file "$here/schemathesis.toml" run "$root/openapi/admin.json" \
+    --url "$admin_base" \
+    --header "Authorization: Bearer $admin_key" \
+    --checks all \
+    --exclude-checks positive_data_acceptance \
+    --max-examples "$max_examples" \
+    --seed "$seed" \
+    --workers 1 \
+    --request-timeout 30 \
+    --no-color \
+    "$@"

@@ -37,6 +37,7 @@ psql "$admin" -q -c "CREATE DATABASE $database"
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 port=$(free_port)
+admin_port=$(free_port)
 "$binary" keys generate --out "$work/signing.pem" > /dev/null
 "$binary" keys generate --out "$work/retired.pem" > /dev/null
 
@@ -53,6 +54,7 @@ settings=(
     QUEUE_PREFIX="$name." REDIS_KEY_PREFIX="$name-$$:"
     REGISTER_MAX_PER_ADDRESS=100000 EMAIL_REQUESTS_MAX_PER_ADDRESS=100000
     API_ADDR="127.0.0.1:$port" PUBLIC_URL="http://127.0.0.1:$port" COOKIE_SECURE=false
+    ADMIN_ADDR="127.0.0.1:$admin_port"
     MAIL_TRANSPORT="file:$work/mail"
 )
 # Security events go to a webhook receiver the command starts on this port.
@@ -83,8 +85,11 @@ env -i "${settings[@]}" WORKER_METRICS_ADDR="127.0.0.1:$worker_port" \
     "$binary" worker > "$work/worker.log" 2>&1 &
 worker=$!
 healthy "$worker" "$worker_port" "$work/worker.log"
+# An admin key for the admin client's tests, made as an operator would.
+admin_key=$(env -i "${settings[@]}" "$binary" admin-keys create --name "$name-tests" 2> /dev/null)
 
 PORTCULLIS_URL="http://127.0.0.1:$port" PORTCULLIS_MAIL_DIR="$work/mail" \
     PORTCULLIS_SIGNING_KEY="$work/signing.pem" PORTCULLIS_RETIRED_KEY="$work/retired.pem" \
     PORTCULLIS_WEBHOOK_PORT="$webhook_port" PORTCULLIS_WEBHOOK_SECRET="$webhook_secret" \
+    PORTCULLIS_ADMIN_URL="http://127.0.0.1:$admin_port" PORTCULLIS_ADMIN_KEY="$admin_key" \
     "$@"

@@ -134,7 +134,10 @@ async fn a_reset_link_step_keeps_one_live_token_and_makes_none_after_a_recovery(
     };
     for _ in 0..2 {
         let message = request(JobMessage::new(JobKind::PasswordResetLink, id, &user.email)).await;
-        let Prepared::Send(email) = reset_link::prepare(&ctx, &user, &message).await.unwrap()
+        let Prepared::Send(email) =
+            reset_link::prepare(&ctx, &user, &message, JobKind::PasswordResetLink)
+                .await
+                .unwrap()
         else {
             panic!("a link for a live account");
         };
@@ -147,7 +150,9 @@ async fn a_reset_link_step_keeps_one_live_token_and_makes_none_after_a_recovery(
     }
     let before = request(JobMessage::new(JobKind::PasswordResetLink, id, &user.email)).await;
     users::revoke_links(&client, id).await.unwrap();
-    let after_recovery = reset_link::prepare(&ctx, &user, &before).await.unwrap();
+    let after_recovery = reset_link::prepare(&ctx, &user, &before, JobKind::PasswordResetLink)
+        .await
+        .unwrap();
 
     assert!(matches!(after_recovery, Prepared::Skip(why) if why == RECOVERED));
 }

@@ -32,3 +32,10 @@ export function refreshCookieOf(response: Response): string | undefined {
   }
   return undefined;
 }
+export {
+  createAdminClient,
+  type AdminUser,
+  type AdminUserDetail,
+  type AdminUsersPage,
+  type PortcullisAdminClient,
+} from "./admin.js";

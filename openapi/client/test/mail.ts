@@ -32,10 +32,16 @@ function unquote(raw: string): string {
 }
 
 /**
- * The token of the `/verify-email?token=` link in the email to `to` under
- * `subject`, polling the mail directory `dir` for up to 30 s.
+ * The token of the `/<page>?token=` link (`verify-email` or
+ * `reset-password`) in the email to `to` under `subject`, polling the mail
+ * directory `dir` for up to 30 s.
  */
-export async function emailedToken(dir: string, to: string, subject: string): Promise<string> {
+export async function emailedToken(
+  dir: string,
+  to: string,
+  subject: string,
+  page: "verify-email" | "reset-password" = "verify-email",
+): Promise<string> {
   const deadline = Date.now() + 30_000;
   for (;;) {
     // Finished emails only: the worker writes `.ID.eml.partial`, then renames it.
@@ -45,8 +51,8 @@ export async function emailedToken(dir: string, to: string, subject: string): Pr
       const headers = headersOf(raw);
       if (!(headers.get("to") ?? "").toLowerCase().includes(to.toLowerCase())) continue;
       if (headers.get("subject") !== subject) continue;
-      const link = /verify-email\?token=([A-Za-z0-9_-]{43})/.exec(unquote(raw));
-      assert.ok(link, `the email ${name} to ${to} ("${subject}") has a /verify-email?token= link`);
+      const link = new RegExp(`${page}\\?token=([A-Za-z0-9_-]{43})`).exec(unquote(raw));
+      assert.ok(link, `the email ${name} to ${to} ("${subject}") has a /${page}?token= link`);
       return link[1];
     }
     if (Date.now() > deadline) {

@@ -11,14 +11,32 @@ use http_body_util::Full;
 use crate::http::router::PathParams;
 use crate::http::{ApiError, Request, Response};
 
-static DOCUMENT: LazyLock<Bytes> = LazyLock::new(|| Bytes::from(crate::http::openapi::document()));
+static PUBLIC: LazyLock<Bytes> = LazyLock::new(|| Bytes::from(crate::http::openapi::document()));
+static ADMIN: LazyLock<Bytes> =
+    LazyLock::new(|| Bytes::from(crate::http::openapi::admin_document()));
+
+/// The OpenAPI document a listener serves at `/openapi.json`, and its
+/// Swagger UI at `/docs` reads: the public one, or the admin one on the
+/// admin listener.
+#[derive(Clone)]
+pub struct Document(Bytes);
+
+impl Document {
+    pub fn public() -> Self {
+        Self(PUBLIC.clone())
+    }
+
+    pub fn admin() -> Self {
+        Self(ADMIN.clone())
+    }
+}
 
 static SWAGGER: LazyLock<Arc<utoipa_swagger_ui::Config<'static>>> = LazyLock::new(|| {
     Arc::new(utoipa_swagger_ui::Config::from("/openapi.json").persist_authorization(false))
 });
 
-pub async fn openapi_json(_: (), _: Request) -> Result<Response, ApiError> {
-    let mut response = http::Response::new(Full::new(DOCUMENT.clone()));
+pub async fn openapi_json(document: Document, _: Request) -> Result<Response, ApiError> {
+    let mut response = http::Response::new(Full::new(document.0));
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
@@ -29,7 +47,7 @@ pub async fn openapi_json(_: (), _: Request) -> Result<Response, ApiError> {
 /// `/docs` and `/docs/{*file}`. The index page refers to its assets as
 /// `./name`; it is served at `/docs` as well as `/docs/`, so those links are
 /// made absolute.
-pub async fn swagger_ui(_: (), request: Request) -> Result<Response, ApiError> {
+pub async fn swagger_ui(_: Document, request: Request) -> Result<Response, ApiError> {
     let file = request
         .extensions()
         .get::<PathParams>()

@@ -6,13 +6,12 @@ use http::StatusCode;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::domain::FieldError;
 use crate::http::layers::auth::AuthenticatedUser;
 use crate::http::problem::ProblemDocument;
 use crate::http::problem::shared::Unauthorized;
-use crate::http::{ApiError, Request, Response, json};
+use crate::http::{ApiError, Request, Response, extract, json};
 use crate::services::AppState;
-use crate::services::events::{self, DEFAULT_PAGE, SecurityEvent};
+use crate::services::events::{self, SecurityEvent};
 
 /// One page of events.
 #[derive(Serialize, ToSchema)]
@@ -43,29 +42,8 @@ pub struct EventsPage {
 )]
 pub async fn list(state: AppState, request: Request) -> Result<Response, ApiError> {
     let claims = AuthenticatedUser::of(&request)?;
-    let query: Vec<(String, String)> = request
-        .uri()
-        .query()
-        .map(serde_urlencoded::from_str)
-        .transpose()
-        .map_err(|_| ApiError::validation(vec![FieldError::new("query", "is not a query string")]))?
-        .unwrap_or_default();
-    let value = |name: &str| {
-        query
-            .iter()
-            .find(|(key, _)| key == name)
-            .map(|(_, value)| value.as_str())
-    };
-    let limit = match value("limit") {
-        None => DEFAULT_PAGE,
-        Some(text) => text.parse::<u32>().map_err(|_| {
-            ApiError::validation(vec![FieldError::new(
-                "limit",
-                "must be an integer from 1 to 100",
-            )])
-        })?,
-    };
-    let page = events::page(&state, claims.sub, limit, value("cursor")).await?;
+    let query = extract::Query::of(&request)?;
+    let page = events::page(&state, claims.sub, query.limit()?, query.get("cursor")).await?;
     json(
         StatusCode::OK,
         &EventsPage {

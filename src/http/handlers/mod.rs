@@ -1,5 +1,6 @@
 //! Route tables and thin handlers: parse, call one service, map the result.
 
+pub mod admin;
 pub mod auth;
 pub mod docs;
 pub mod events;
@@ -14,6 +15,7 @@ use http::Method;
 
 use tower::ServiceBuilder;
 
+use super::layers::admin_auth::AdminAuthLayer;
 use super::layers::auth::AuthLayer;
 use super::layers::denylist::DenylistLayer;
 use super::pages;
@@ -153,10 +155,18 @@ pub fn api_router(state: AppState) -> Router {
         .route(
             Method::GET,
             "/openapi.json",
-            handler((), docs::openapi_json),
+            handler(docs::Document::public(), docs::openapi_json),
         )
-        .route(Method::GET, "/docs", handler((), docs::swagger_ui))
-        .route(Method::GET, "/docs/{*file}", handler((), docs::swagger_ui));
+        .route(
+            Method::GET,
+            "/docs",
+            handler(docs::Document::public(), docs::swagger_ui),
+        )
+        .route(
+            Method::GET,
+            "/docs/{*file}",
+            handler(docs::Document::public(), docs::swagger_ui),
+        );
     if !state.config.pages_enabled {
         return router;
     }
@@ -178,6 +188,80 @@ pub fn api_router(state: AppState) -> Router {
         )
         .route(Method::GET, "/pages/pages.js", handler((), pages::script))
         .route(Method::GET, "/pages/pages.css", handler((), pages::style))
+}
+
+/// Every route of the admin listener (CONTRACT.md, "Admin API"): the
+/// `/admin/v1` operations behind an admin key, and their own OpenAPI
+/// document and Swagger UI.
+pub fn admin_router(state: AppState) -> Router {
+    let s = || state.clone();
+    let operations = Router::new()
+        .route(Method::GET, "/admin/v1/users", handler(s(), admin::search))
+        .route(Method::POST, "/admin/v1/users", handler(s(), admin::invite))
+        .route(
+            Method::GET,
+            "/admin/v1/users/{id}",
+            handler(s(), admin::get),
+        )
+        .route(
+            Method::DELETE,
+            "/admin/v1/users/{id}",
+            handler(s(), admin::delete),
+        )
+        .route(
+            Method::GET,
+            "/admin/v1/users/{id}/events",
+            handler(s(), admin::events),
+        )
+        .route(
+            Method::POST,
+            "/admin/v1/users/{id}/disable",
+            handler(s(), admin::disable),
+        )
+        .route(
+            Method::POST,
+            "/admin/v1/users/{id}/enable",
+            handler(s(), admin::enable),
+        )
+        .route(
+            Method::POST,
+            "/admin/v1/users/{id}/logout",
+            handler(s(), admin::log_out),
+        )
+        .route(
+            Method::DELETE,
+            "/admin/v1/users/{id}/mfa",
+            handler(s(), admin::remove_factors),
+        )
+        .route(
+            Method::POST,
+            "/admin/v1/users/{id}/password-reset",
+            handler(s(), admin::send_password_reset),
+        )
+        .route(
+            Method::DELETE,
+            "/admin/v1/users/{id}/limits",
+            handler(s(), admin::clear_limits),
+        )
+        .layer(AdminAuthLayer::new(state.db.clone()));
+    let document = docs::Document::admin();
+    operations
+        .route(Method::GET, "/healthz", handler((), ops::healthz))
+        .route(
+            Method::GET,
+            "/openapi.json",
+            handler(document.clone(), docs::openapi_json),
+        )
+        .route(
+            Method::GET,
+            "/docs",
+            handler(document.clone(), docs::swagger_ui),
+        )
+        .route(
+            Method::GET,
+            "/docs/{*file}",
+            handler(document, docs::swagger_ui),
+        )
 }
 
 /// The worker's small operations server.

@@ -101,6 +101,18 @@ pub struct SessionResponse {
     pub current: bool,
 }
 
+impl SessionResponse {
+    pub fn of(session: SessionRecord, current: bool) -> Self {
+        Self {
+            id: session.id,
+            created_at: session.created_at,
+            last_used_at: session.last_used_at,
+            user_agent: session.user_agent,
+            current,
+        }
+    }
+}
+
 /// The signed-in user.
 #[utoipa::path(
     get,
@@ -197,12 +209,9 @@ pub async fn list_sessions(state: AppState, request: Request) -> Result<Response
     let sessions = services::sessions::list(&state, claims.sub).await?;
     let body: Vec<SessionResponse> = sessions
         .into_iter()
-        .map(|s: SessionRecord| SessionResponse {
-            current: s.id == claims.sid,
-            id: s.id,
-            created_at: s.created_at,
-            last_used_at: s.last_used_at,
-            user_agent: s.user_agent,
+        .map(|s: SessionRecord| {
+            let current = s.id == claims.sid;
+            SessionResponse::of(s, current)
         })
         .collect();
     json(StatusCode::OK, &body)

@@ -93,7 +93,7 @@ where
 }
 
 /// The token of `Authorization: Bearer <token>` (scheme case-insensitive).
-fn bearer_token(request: &Request) -> Option<&str> {
+pub(crate) fn bearer_token(request: &Request) -> Option<&str> {
     let value = request
         .headers()
         .get(header::AUTHORIZATION)?

@@ -7,6 +7,7 @@
 //! behind (DEPENDENCIES.md, hyper).
 
 pub mod access_log;
+pub mod admin_auth;
 pub mod auth;
 pub mod body_limit;
 pub mod catch_panic;
