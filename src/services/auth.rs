@@ -91,7 +91,7 @@ pub async fn login(
     if user.disabled {
         // Like an unverified address: told apart only once the password is
         // right, after the same Argon2 run.
-        return Err(disabled(ctx, user.id, origin).await?);
+        return Err(session::refuse_disabled(ctx, user.id, origin).await?);
     }
     if ctx.config.require_verified_email && !user.email_verified {
         // Told apart from a wrong password only once the password is
@@ -131,18 +131,6 @@ pub async fn login(
     };
     metrics::counter!("auth_logins_total", "outcome" => "success").increment(1);
     Ok(tokens)
-}
-
-/// The refusal of a right sign-in to a disabled account, recorded.
-pub(crate) async fn disabled(
-    ctx: &AppContext,
-    user_id: Uuid,
-    origin: &Origin,
-) -> Result<ServiceError, ServiceError> {
-    metrics::counter!("auth_logins_total", "outcome" => "account_disabled").increment(1);
-    let event = Event::login_failed(user_id, FailureReason::Disabled);
-    events::record_alone(ctx, origin, event).await?;
-    Ok(ServiceError::AccountDisabled)
 }
 
 fn invalid_credentials() -> ServiceError {

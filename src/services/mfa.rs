@@ -288,7 +288,7 @@ pub async fn complete_login(
     if user.disabled {
         // Disabled between the password step and this one.
         transaction.commit().await?;
-        return Err(super::auth::disabled(ctx, user.id, origin).await?);
+        return Err(session::refuse_disabled(ctx, user.id, origin).await?);
     }
     if let Proof::RecoveryCode(_) = proof {
         let event = Event::of(EventType::MfaRecoveryCodeUsed, user.id);

@@ -3,7 +3,7 @@
 
 use uuid::Uuid;
 
-use super::events::{self, Event, EventType, Origin};
+use super::events::{self, Event, EventType, FailureReason, Origin};
 use super::{AppContext, ServiceError, db};
 use crate::repositories::sessions::{
     self, Lifetimes, NewSession, RevokeReason, SessionRecord, TokenOwner,
@@ -53,6 +53,18 @@ pub async fn delete(
     transaction.commit().await?;
     tracing::info!(user_id = %claims.sub, session_id = %session_id, "session deleted");
     Ok(())
+}
+
+/// The refusal of a right sign-in to a disabled account, recorded.
+pub(crate) async fn refuse_disabled(
+    ctx: &AppContext,
+    user_id: Uuid,
+    origin: &Origin,
+) -> Result<ServiceError, ServiceError> {
+    metrics::counter!("auth_logins_total", "outcome" => "account_disabled").increment(1);
+    let event = Event::login_failed(user_id, FailureReason::Disabled);
+    events::record_alone(ctx, origin, event).await?;
+    Ok(ServiceError::AccountDisabled)
 }
 
 /// Longest user agent kept with a session.
