@@ -3,6 +3,10 @@
 # --- build ---------------------------------------------------------------
 FROM rust:1.95-slim-bookworm AS build
 WORKDIR /src
+# webauthn-rs (passkeys) links OpenSSL.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends pkg-config libssl-dev \
+    && rm -rf /var/lib/apt/lists/*
 
 # Dependencies first, in their own layer: a change to src/ does not rebuild them.
 COPY Cargo.toml Cargo.lock build.rs ./
@@ -21,7 +25,7 @@ RUN cargo build --release --locked
 # --- runtime -------------------------------------------------------------
 FROM debian:bookworm-slim AS runtime
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends ca-certificates curl \
+    && apt-get install -y --no-install-recommends ca-certificates curl libssl3 \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --uid 10001 --user-group --no-create-home portcullis \
     && mkdir -p /var/lib/portcullis/mail \

@@ -9,7 +9,7 @@ use deadpool_postgres::Pool;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::cache::{Denylist, Keys, RateLimiter};
+use crate::cache::{Ceremonies, Denylist, Keys, RateLimiter};
 use crate::config::Config;
 use crate::domain::PasswordPolicy;
 use crate::http;
@@ -79,6 +79,22 @@ pub async fn run_api(
     let redis = cache::connect(&config.redis)?;
     let keys = Keys::new(&config.redis_key_prefix, redis.is_cluster());
     let outbox = OutboxSignal::default();
+    let webauthn = match &config.webauthn {
+        Some(settings) => Some(Arc::new(
+            services::passkeys::relying_party(settings).map_err(|e| {
+                crate::config::ConfigError {
+                    variable: "WEBAUTHN_RP_ID",
+                    problem: format!("does not make a WebAuthn relying party: {e}"),
+                }
+            })?,
+        )),
+        None => {
+            tracing::warn!(
+                "passkeys are off: PUBLIC_URL's host is an IP address and WEBAUTHN_RP_ID is unset (WebAuthn needs a domain)"
+            );
+            None
+        }
+    };
     // One Argon2 run per core: a login storm queues instead of starving
     // every other request (CONTRACT.md, "Authentication model").
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
@@ -95,7 +111,9 @@ pub async fn run_api(
         )),
         verified_tokens: Arc::new(VerifiedTokens::new(VERIFIED_TOKENS)),
         denylist: Denylist::new(redis.clone(), keys.clone()),
+        ceremonies: Ceremonies::new(redis.clone(), keys.clone()),
         limiter: RateLimiter::new(redis.clone(), keys),
+        webauthn,
         outbox: outbox.clone(),
         config: config.clone(),
         db: db.clone(),

@@ -81,6 +81,84 @@ pub enum RedisTarget {
     Cluster(Vec<String>),
 }
 
+/// The relying party passkeys are registered with and used for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebauthnSettings {
+    /// A domain: `WEBAUTHN_RP_ID`, or `PUBLIC_URL`'s host.
+    pub rp_id: String,
+    pub rp_name: String,
+    /// The origins a ceremony may come from: `WEBAUTHN_ORIGINS`, or
+    /// `PUBLIC_URL`'s origin. The first is the library's main origin.
+    pub origins: Vec<webauthn_rs::prelude::Url>,
+}
+
+/// `WEBAUTHN_RP_ID`, `WEBAUTHN_RP_NAME` and `WEBAUTHN_ORIGINS`, checked:
+/// every origin must be the RP id or a subdomain of it, over https (or
+/// http on localhost).
+fn webauthn_settings(
+    env: &Vars,
+    public_url: &str,
+) -> Result<Option<WebauthnSettings>, ConfigError> {
+    use webauthn_rs::prelude::Url;
+    let public = Url::parse(public_url).map_err(|_| {
+        ConfigError::new("PUBLIC_URL", "must be an absolute http:// or https:// URL")
+    })?;
+    let rp_id = match env.optional("WEBAUTHN_RP_ID") {
+        Some(rp_id) => {
+            if rp_id.parse::<std::net::IpAddr>().is_ok() || rp_id.contains([':', '/']) {
+                return Err(ConfigError::new(
+                    "WEBAUTHN_RP_ID",
+                    "must be a domain (WebAuthn refuses IP addresses), e.g. example.com",
+                ));
+            }
+            rp_id.to_ascii_lowercase()
+        }
+        // WebAuthn needs a domain: with an IP address, passkeys are off.
+        None => match public.domain() {
+            Some(domain) => domain.to_ascii_lowercase(),
+            None => return Ok(None),
+        },
+    };
+    let origins = match env.optional("WEBAUTHN_ORIGINS") {
+        Some(list) => list
+            .split(',')
+            .map(str::trim)
+            .filter(|origin| !origin.is_empty())
+            .map(|origin| {
+                Url::parse(origin).map_err(|_| {
+                    ConfigError::new("WEBAUTHN_ORIGINS", format!("`{origin}` is not a URL"))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?,
+        None => vec![public.clone()],
+    };
+    if origins.is_empty() {
+        return Err(ConfigError::new("WEBAUTHN_ORIGINS", "lists no origin"));
+    }
+    for origin in &origins {
+        let host = origin.host_str().unwrap_or("");
+        let within = host == rp_id || host.ends_with(&format!(".{rp_id}"));
+        let secure =
+            origin.scheme() == "https" || (origin.scheme() == "http" && host == "localhost");
+        if !within || !secure {
+            return Err(ConfigError::new(
+                "WEBAUTHN_ORIGINS",
+                format!(
+                    "`{origin}` must be https:// (or http://localhost) on {rp_id} or a subdomain of it"
+                ),
+            ));
+        }
+    }
+    Ok(Some(WebauthnSettings {
+        rp_id,
+        rp_name: env
+            .optional("WEBAUTHN_RP_NAME")
+            .unwrap_or("Portcullis")
+            .to_owned(),
+        origins,
+    }))
+}
+
 /// The validated configuration of both processes.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -127,6 +205,10 @@ pub struct Config {
     /// thread; past it, 503 with `Retry-After`.
     pub argon2_max_queue: usize,
     pub public_url: String,
+    /// The passkey relying party (CONTRACT.md, "Passkeys"); `None` where
+    /// WebAuthn cannot work: `PUBLIC_URL`'s host is an IP address and
+    /// `WEBAUTHN_RP_ID` is unset.
+    pub webauthn: Option<WebauthnSettings>,
     /// Seals second-factor secrets at rest (`DATA_ENCRYPTION_KEY`).
     pub data_encryption_key: Option<crate::security::totp::SecretBox>,
     /// Serve `/reset-password` and `/verify-email` (the emailed links).
@@ -322,6 +404,7 @@ impl Config {
                 parallelism: env.bounded("ARGON2_PARALLELISM", 1, 1..=16)?,
             },
             argon2_max_queue: env.bounded("ARGON2_MAX_QUEUE", 128, 0..=100_000)?,
+            webauthn: webauthn_settings(&env, &public_url)?,
             public_url,
             pages_enabled: env.boolean("PAGES_ENABLED", true)?,
             data_encryption_key: match env.optional("DATA_ENCRYPTION_KEY") {

@@ -191,6 +191,10 @@ fn describe_metrics() {
         "Second-factor codes checked, by outcome (success, invalid_code, replayed, recovery_code)"
     );
     describe_counter!(
+        "auth_passkey_total",
+        "Passkey ceremonies finished, by ceremony (registration, authentication) and outcome (success, invalid, duplicate, disabled)"
+    );
+    describe_counter!(
         "retention_purged_rows_total",
         "Rows deleted by the retention purge, by table"
     );
@@ -269,6 +273,15 @@ fn describe_metrics() {
     metrics::counter!("accounts_deleted_total").increment(0);
     for outcome in ["success", "invalid_code", "replayed", "recovery_code"] {
         metrics::counter!("auth_mfa_total", "outcome" => outcome).increment(0);
+    }
+    for (ceremony, outcomes) in [
+        ("registration", &["success", "invalid", "duplicate"][..]),
+        ("authentication", &["success", "invalid", "disabled"][..]),
+    ] {
+        for outcome in outcomes {
+            metrics::counter!("auth_passkey_total", "ceremony" => ceremony, "outcome" => *outcome)
+                .increment(0);
+        }
     }
     metrics::counter!("auth_password_rehashes_total").increment(0);
     metrics::counter!("password_hasher_rejections_total").increment(0);

@@ -3,6 +3,7 @@
 //! `portcullis:<REDIS_KEY_PREFIX><name>` (CONTRACT.md, "Redis keys"; the
 //! prefix is empty in production).
 
+pub mod ceremonies;
 pub mod denylist;
 pub mod rate_limit;
 
@@ -17,6 +18,7 @@ use uuid::Uuid;
 
 use crate::config::RedisTarget;
 
+pub use ceremonies::Ceremonies;
 pub use denylist::Denylist;
 pub use rate_limit::RateLimiter;
 

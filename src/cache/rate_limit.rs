@@ -162,6 +162,29 @@ impl RateLimiter {
         }
     }
 
+    /// Counts a guess that names no account (a passkey sign-in) against the
+    /// address's login limit only, before it is checked.
+    pub async fn reserve_address_guess(
+        &self,
+        address: IpAddr,
+        limits: LoginLimits,
+    ) -> redis::RedisResult<Result<(), Limited>> {
+        Ok(self
+            .reserve(
+                &self.address_key("login", address),
+                true,
+                limits.per_address,
+                limits.window,
+            )
+            .await?
+            .map(|_| ()))
+    }
+
+    /// A right guess of [`Self::reserve_address_guess`] gives its slot back.
+    pub async fn address_guess_right(&self, address: IpAddr) -> redis::RedisResult<()> {
+        self.release(&self.address_key("login", address)).await
+    }
+
     /// Checks `key` against `max` and, if `count`, counts one more request
     /// in a window of `window`, atomically.
     async fn reserve(

@@ -8,7 +8,9 @@ use utoipa::openapi::security::{
 };
 use utoipa::{Modify, OpenApi};
 
-use super::handlers::{admin, auth, events, keys, mfa, ops, password_reset, users, verification};
+use super::handlers::{
+    admin, auth, events, keys, mfa, ops, passkeys, password_reset, users, verification,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -21,6 +23,8 @@ use super::handlers::{admin, auth, events, keys, mfa, ops, password_reset, users
         auth::register,
         auth::login,
         mfa::login,
+        passkeys::start_sign_in,
+        passkeys::finish_sign_in,
         auth::refresh,
         auth::logout,
         auth::logout_all,
@@ -39,6 +43,10 @@ use super::handlers::{admin, auth, events, keys, mfa, ops, password_reset, users
         users::list_sessions,
         events::list,
         users::delete_session,
+        passkeys::start_registration,
+        passkeys::finish_registration,
+        passkeys::list,
+        passkeys::delete,
         ops::healthz,
         ops::readyz,
         keys::jwks,
@@ -48,6 +56,7 @@ use super::handlers::{admin, auth, events, keys, mfa, ops, password_reset, users
     tags(
         (name = "auth", description = "Registration, login, token refresh and logout"),
         (name = "users", description = "The signed-in user's account and sessions"),
+        (name = "passkeys", description = "The signed-in user's passkeys (WebAuthn)"),
         (name = "operations", description = "Liveness, readiness and the public signing keys"),
     )
 )]

@@ -244,6 +244,30 @@ impl From<ServiceError> for ApiError {
                 "Forbidden",
                 "the account is disabled; ask the service's administrators",
             ),
+            ServiceError::InvalidPasskey => ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid-passkey",
+                "Unauthorized",
+                "the passkey was not accepted, or the challenge is unknown, used or expired",
+            ),
+            ServiceError::InvalidPasskeyRegistration => ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid-passkey-registration",
+                "Bad Request",
+                "the passkey did not verify, or the challenge is unknown, used or expired",
+            ),
+            ServiceError::PasskeyTaken => ApiError::new(
+                StatusCode::CONFLICT,
+                "passkey-taken",
+                "Conflict",
+                "this passkey is already registered",
+            ),
+            ServiceError::LastPasskey => ApiError::new(
+                StatusCode::CONFLICT,
+                "last-passkey",
+                "Conflict",
+                "the account has no password: its last passkey is its only way in",
+            ),
             ServiceError::AccountDisabledConflict => ApiError::new(
                 StatusCode::CONFLICT,
                 "account-disabled",

@@ -43,6 +43,10 @@ pub enum JobKind {
     MfaEnabledNotice,
     /// "The second factor was turned off."
     MfaDisabledNotice,
+    /// "A passkey was added to your account."
+    PasskeyAddedNotice,
+    /// "A passkey was removed from your account."
+    PasskeyRemovedNotice,
     /// "Your password was changed."
     PasswordChangedNotice,
     /// "Your password was reset."
@@ -52,7 +56,7 @@ pub enum JobKind {
 }
 
 impl JobKind {
-    pub const ALL: [JobKind; 12] = [
+    pub const ALL: [JobKind; 14] = [
         JobKind::PasswordResetLink,
         JobKind::InvitationLink,
         JobKind::VerifyEmail,
@@ -65,6 +69,8 @@ impl JobKind {
         JobKind::AccountDeletedNotice,
         JobKind::MfaEnabledNotice,
         JobKind::MfaDisabledNotice,
+        JobKind::PasskeyAddedNotice,
+        JobKind::PasskeyRemovedNotice,
     ];
 
     pub fn queue(self) -> JobQueue {
@@ -103,6 +109,8 @@ impl JobKind {
             JobKind::AccountDeletedNotice => "account_deleted",
             JobKind::MfaEnabledNotice => "mfa_enabled",
             JobKind::MfaDisabledNotice => "mfa_disabled",
+            JobKind::PasskeyAddedNotice => "passkey_added",
+            JobKind::PasskeyRemovedNotice => "passkey_removed",
         }
     }
 
@@ -128,6 +136,8 @@ impl JobKind {
             JobKind::AccountDeletedNotice => "notice_account_deleted",
             JobKind::MfaEnabledNotice => "notice_mfa_enabled",
             JobKind::MfaDisabledNotice => "notice_mfa_disabled",
+            JobKind::PasskeyAddedNotice => "notice_passkey_added",
+            JobKind::PasskeyRemovedNotice => "notice_passkey_removed",
         }
     }
 }

@@ -8,6 +8,7 @@ pub mod events;
 pub mod links;
 pub mod mfa;
 pub mod outbox;
+pub mod passkeys;
 pub mod password_resets;
 pub mod processed_jobs;
 pub mod retention;

@@ -59,8 +59,7 @@ pub async fn find(ctx: &AppContext, id: Uuid) -> Result<UserDetail, ServiceError
     };
     Ok(UserDetail {
         totp: user.mfa_enabled,
-        // Passkeys are not stored yet; none exists to count.
-        passkeys: 0,
+        passkeys: crate::repositories::passkeys::count(&client, id).await?,
         recovery_codes_left,
         user,
         sessions,
@@ -187,8 +186,8 @@ pub async fn log_out(ctx: &AppContext, id: Uuid, origin: &Origin) -> Result<(), 
     sessions::log_out_everywhere(ctx, id, None, origin).await
 }
 
-/// Removes the user's second factor and recovery codes (a user who lost
-/// their authenticator), ends their pending links, and tells them.
+/// Removes the user's second factor, recovery codes and passkeys (a user
+/// who lost their authenticator), ends their pending links, and tells them.
 /// Sessions stay: the owner is the one asking for help.
 pub async fn remove_factors(
     ctx: &AppContext,
@@ -201,13 +200,17 @@ pub async fn remove_factors(
         .await?
         .ok_or(ServiceError::NotFound)?;
     mfa::remove(&transaction, id).await?;
+    let passkeys_removed =
+        super::recovery::remove_passkeys(ctx, &transaction, id, "admin", origin).await?;
     super::recovery::end_pending_links(&transaction, id).await?;
-    if !user.mfa_enabled {
+    if !user.mfa_enabled && passkeys_removed == 0 {
         transaction.commit().await?;
         return Ok(());
     }
-    let event = Event::of(EventType::MfaDisabled, id).with_details(json!({"factor": "totp"}));
-    events::record(ctx, &transaction, Some(origin), event).await?;
+    if user.mfa_enabled {
+        let event = Event::of(EventType::MfaDisabled, id).with_details(json!({"factor": "totp"}));
+        events::record(ctx, &transaction, Some(origin), event).await?;
+    }
     jobs::enqueue_and_commit(
         ctx,
         transaction,

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use crate::cache::Redis;
 use deadpool_postgres::Pool;
 
-use crate::cache::{Denylist, RateLimiter};
+use crate::cache::{Ceremonies, Denylist, RateLimiter};
 use crate::config::Config;
 use crate::domain::PasswordPolicy;
 use crate::messaging::Broker;
@@ -31,6 +31,11 @@ pub struct AppContext {
     pub limiter: RateLimiter,
     /// Wakes the outbox relay after a job is committed.
     pub outbox: OutboxSignal,
+    /// The passkey relying party; `None` where WebAuthn cannot work
+    /// (the passkey endpoints then answer 404).
+    pub webauthn: Option<Arc<webauthn_rs::Webauthn>>,
+    /// WebAuthn ceremonies between their start and finish.
+    pub ceremonies: Ceremonies,
 }
 
 pub type AppState = Arc<AppContext>;

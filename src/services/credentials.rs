@@ -123,6 +123,13 @@ pub(crate) async fn replace_password(
         });
     }
     let revoked = sessions::revoke_all_sessions(&transaction, user.id, keep, reason).await?;
+    if reason == RevokeReason::PasswordReset {
+        // A passkey signs in on its own: one an intruder added would
+        // outlive the reset (CONTRACT.md, "Recovery ends what an intruder
+        // left behind"). The reset's notice says so.
+        super::recovery::remove_passkeys(ctx, &transaction, user.id, "password_reset", origin)
+            .await?;
+    }
     let kind = match reason {
         RevokeReason::PasswordReset => EventType::AccountPasswordReset,
         _ => EventType::AccountPasswordChanged,

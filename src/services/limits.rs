@@ -176,6 +176,26 @@ pub(crate) async fn login_completed(
     Ok(ctx.limiter.login_completed(email, client_address).await?)
 }
 
+/// Reserves the slot of a guess that names no account (a passkey sign-in)
+/// on the address's login limit.
+pub(crate) async fn reserve_address_guess(
+    ctx: &AppContext,
+    client_address: IpAddr,
+) -> Result<(), ServiceError> {
+    ctx.limiter
+        .reserve_address_guess(client_address, login_limits(ctx))
+        .await?
+        .map_err(rate_limited)
+}
+
+/// A right guess of [`reserve_address_guess`] gives its slot back.
+pub(crate) async fn address_guess_right(
+    ctx: &AppContext,
+    client_address: IpAddr,
+) -> Result<(), ServiceError> {
+    Ok(ctx.limiter.address_guess_right(client_address).await?)
+}
+
 /// An admin cleared the account's failure count (CONTRACT.md, "Admin API").
 pub(crate) async fn clear_account(ctx: &AppContext, email: &str) -> Result<(), ServiceError> {
     Ok(ctx.limiter.clear_account(email).await?)

@@ -12,6 +12,7 @@ pub mod jobs;
 mod limits;
 pub mod mfa;
 pub mod paging;
+pub mod passkeys;
 pub mod password_reset;
 mod recovery;
 pub mod registration;
@@ -77,6 +78,21 @@ pub enum ServiceError {
     /// link).
     #[error("the account is disabled")]
     AccountDisabledConflict,
+    /// A passkey sign-in failed: an unknown credential, a bad signature, a
+    /// user handle of another account, a sign count that went back, no
+    /// user verification, or an unknown, spent or expired challenge (one
+    /// answer for all).
+    #[error("the passkey was not accepted")]
+    InvalidPasskey,
+    /// A registration's attestation did not verify, or its challenge is
+    /// unknown, spent, expired or another account's.
+    #[error("the passkey registration was not accepted")]
+    InvalidPasskeyRegistration,
+    #[error("the passkey is already registered")]
+    PasskeyTaken,
+    /// The account has no password: its last passkey is its only way in.
+    #[error("the last passkey of an account without a password")]
+    LastPasskey,
     #[error("the current password is wrong")]
     WrongCurrentPassword,
     /// The token was valid but its user is gone.

@@ -114,7 +114,18 @@ pub fn notice(kind: JobKind, public_url: &str) -> EmailText {
         ),
         JobKind::PasswordResetNotice => (
             "Your password was reset",
-            "Your password was reset with an emailed link, and every session was signed out.",
+            "Your password was reset with an emailed link, every session was signed out, \
+             and every passkey of the account was removed: add your passkeys again once \
+             you are signed in.",
+        ),
+        JobKind::PasskeyAddedNotice => (
+            "A passkey was added to your account",
+            "A passkey was added to your Portcullis account. It signs in on its own, \
+             without the password.",
+        ),
+        JobKind::PasskeyRemovedNotice => (
+            "A passkey was removed from your account",
+            "A passkey was removed from your Portcullis account; it no longer signs in.",
         ),
         JobKind::EmailChangeRequestedNotice => (
             "Someone asked to change your email address",
@@ -199,11 +210,13 @@ mod tests {
             JobKind::AccountDeletedNotice,
             JobKind::MfaEnabledNotice,
             JobKind::MfaDisabledNotice,
+            JobKind::PasskeyAddedNotice,
+            JobKind::PasskeyRemovedNotice,
         ]
         .into_iter()
         .map(|kind| notice(kind, "https://x").subject)
         .collect();
-        assert_eq!(subjects.len(), 8);
+        assert_eq!(subjects.len(), 10);
     }
 
     #[test]

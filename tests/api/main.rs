@@ -23,6 +23,7 @@ mod lifecycle;
 mod metrics;
 mod mfa;
 mod pages;
+mod passkeys;
 mod password_reset;
 mod recovery;
 mod sessions;

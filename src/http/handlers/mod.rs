@@ -7,6 +7,7 @@ pub mod events;
 pub mod keys;
 pub mod mfa;
 pub mod ops;
+pub mod passkeys;
 pub mod password_reset;
 pub mod users;
 pub mod verification;
@@ -88,6 +89,26 @@ pub fn api_router(state: AppState) -> Router {
             "/api/v1/users/me/sessions/{id}",
             handler(s(), users::delete_session),
         )
+        .route(
+            Method::POST,
+            "/api/v1/users/me/passkeys/registration/start",
+            handler(s(), passkeys::start_registration),
+        )
+        .route(
+            Method::POST,
+            "/api/v1/users/me/passkeys/registration/finish",
+            handler(s(), passkeys::finish_registration),
+        )
+        .route(
+            Method::GET,
+            "/api/v1/users/me/passkeys",
+            handler(s(), passkeys::list),
+        )
+        .route(
+            Method::DELETE,
+            "/api/v1/users/me/passkeys/{id}",
+            handler(s(), passkeys::delete),
+        )
         // In the order they run: the token's signature and claims first,
         // then its revocation in Redis.
         .layer(
@@ -118,6 +139,16 @@ pub fn api_router(state: AppState) -> Router {
             Method::POST,
             "/api/v1/auth/refresh",
             handler(s(), auth::refresh),
+        )
+        .route(
+            Method::POST,
+            "/api/v1/auth/passkey/start",
+            handler(s(), passkeys::start_sign_in),
+        )
+        .route(
+            Method::POST,
+            "/api/v1/auth/passkey/finish",
+            handler(s(), passkeys::finish_sign_in),
         )
         .route(
             Method::POST,
