@@ -196,6 +196,10 @@ bench:
 bench-smoke:
     SMOKE=1 bash bench/run.sh
 
+# Passkey sign-ins per second beside password logins (bench/PASSKEYS.md).
+bench-passkeys:
+    bash bench/passkeys.sh
+
 # Rewrites openapi/openapi.json and openapi/admin.json from the code (then
 # run `just ts-client`).
 openapi:

@@ -118,6 +118,11 @@ async fn the_readme_curl_examples_work() {
         !stdout.contains("problems/"),
         "no example answered with a problem: {stdout}"
     );
+    // Passkeys: the options of a discoverable sign-in.
+    assert!(
+        stdout.contains(r#""rpId":"localhost","userVerification":"required""#),
+        "{stdout}"
+    );
     // The admin walk-through: each refusal where the README says.
     for expected in [
         "without a key: 401",

@@ -155,6 +155,7 @@ pub async fn disable(
         events::record(ctx, &transaction, Some(origin), event).await?;
     }
     transaction.commit().await?;
+    drop(client);
     let ended = sessions::end_all(ctx, id, None, RevokeReason::AccountDisabled).await?;
     tracing::info!(user_id = %id, sessions_ended = ended.len(), "account disabled");
     Ok(())

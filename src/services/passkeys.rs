@@ -323,6 +323,9 @@ async fn sign_in(
     )
     .await?;
     transaction.commit().await?;
+    // Back to the pool before the session takes one: holding two at once,
+    // a burst of sign-ins would wait on each other for the pool.
+    drop(client);
     if user.disabled {
         return Err(session::refuse_disabled(ctx, user.id, origin).await?);
     }

@@ -777,3 +777,36 @@ impl TestApp {
         }
     }
 }
+
+/// A sign-in gives its connection back before its session takes one: with
+/// two held at once, a burst as large as the pool would wait on itself
+/// until the pool's timeout (503).
+#[tokio::test]
+async fn a_burst_of_passkey_sign_ins_as_large_as_the_pool_all_succeed() {
+    let app = spawn_app_with(|vars| {
+        vars.insert("DATABASE_POOL_SIZE".into(), "4".into());
+        vars.insert("WORKER_CONCURRENCY".into(), "2".into());
+    })
+    .await;
+    let mut signed = Vec::new();
+    for _ in 0..8 {
+        let (user, _, mut authenticator, passkey) = user_with_passkey(&app).await;
+        let (challenge_id, options) = app.start_sign_in().await;
+        let assertion = get(
+            &mut authenticator,
+            &options,
+            &passkey.credential_id,
+            &user.id,
+            ORIGIN,
+        );
+        signed.push(json!({"challenge_id": challenge_id, "credential": assertion}));
+    }
+    let statuses = statuses_of(signed.iter().map(|body| {
+        let client = app.client.clone();
+        let url = app.url("/api/v1/auth/passkey/finish");
+        let body = body.clone();
+        async move { client.post(url).json(&body).send().await.unwrap() }
+    }))
+    .await;
+    assert_eq!(statuses, vec![200; 8]);
+}

@@ -9,7 +9,8 @@
 # The command gets PORTCULLIS_URL, PORTCULLIS_MAIL_DIR, PORTCULLIS_SIGNING_KEY
 # (the api's key), PORTCULLIS_RETIRED_KEY (a key the api does not know), and
 # PORTCULLIS_WEBHOOK_PORT and PORTCULLIS_WEBHOOK_SECRET (where the security
-# events are delivered, and the secret that signs them).
+# events are delivered, and the secret that signs them). Passkeys are on for
+# pages served at http://localhost:PORT (WEBAUTHN_RP_ID=localhost).
 # Environment: TEST_DATABASE_ADMIN_URL, TEST_REDIS_URL, TEST_AMQP_URL.
 set -euo pipefail
 
@@ -56,6 +57,8 @@ settings=(
     API_ADDR="127.0.0.1:$port" PUBLIC_URL="http://127.0.0.1:$port" COOKIE_SECURE=false
     ADMIN_ADDR="127.0.0.1:$admin_port"
     MAIL_TRANSPORT="file:$work/mail"
+    # Passkeys need a domain: pages at http://localhost:$port run the ceremonies.
+    WEBAUTHN_RP_ID=localhost WEBAUTHN_ORIGINS="http://localhost:$port"
 )
 # Security events go to a webhook receiver the command starts on this port.
 webhook_port=$(free_port)

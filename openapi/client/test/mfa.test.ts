@@ -3,49 +3,20 @@
 // for the api, and the worker's mail in PORTCULLIS_MAIL_DIR): verify the
 // address, enrol a TOTP factor, confirm it, log in with a code and with
 // recovery codes, turn it off.
-//
-// The api accepts a TOTP code once per 30-second step and user (replay), with
-// one step of drift either way: the enrolment is confirmed with the previous
-// step's code and the login uses the current step's, so the two never collide.
+// The TOTP codes come from test/totp.ts.
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { test } from "node:test";
-import { setTimeout as sleep } from "node:timers/promises";
-
-import { Secret, TOTP } from "otpauth";
-
 import { createPortcullisClient, refreshCookieOf, type Problem } from "../src/index.js";
 import { emailedToken, mailDir } from "./mail.js";
+import { awayFromStepEdge, codeAt } from "./totp.js";
 
 const baseUrl = process.env.PORTCULLIS_URL ?? "http://127.0.0.1:8000";
 const api = createPortcullisClient(baseUrl);
 const password = "correct horse battery staple";
-const period = 30;
 
 /** The 403 `mfa-required` problem: a ProblemDocument with the members of the second step. */
 type MfaRequired = Problem & { mfa_token?: string; expires_in?: number };
-
-/** The code of the step `offset` steps from now (RFC 6238: SHA-1, 6 digits, 30 s). */
-function codeAt(secret: string, offset: number): string {
-  return TOTP.generate({
-    secret: Secret.fromBase32(secret),
-    algorithm: "SHA1",
-    digits: 6,
-    period,
-    timestamp: Date.now() + offset * period * 1000,
-  });
-}
-
-/**
- * Waits out the last 2 s of a step, so that a code computed now is still
- * within the api's drift window when it arrives.
- */
-async function awayFromStepEdge(): Promise<void> {
-  const remaining = TOTP.remaining({ period });
-  if (remaining < 2000) {
-    await sleep(remaining + 100);
-  }
-}
 
 /** The claims of a JWT (its payload, base64url JSON), unverified. */
 function claimsOf(jwt: string): Record<string, unknown> {

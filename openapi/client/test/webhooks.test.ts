@@ -1,8 +1,8 @@
 // Security events delivered to a webhook, verified by the npm
 // `standardwebhooks` package, a Standard Webhooks library Portcullis did not
-// write. `just ts-client-test` runs the api and worker with WEBHOOK_URL on
-// PORTCULLIS_WEBHOOK_PORT and the secret in PORTCULLIS_WEBHOOK_SECRET; this
-// test is the receiver.
+// write, and by the SDK's own `verifyWebhook`. `just ts-client-test` runs the
+// api and worker with WEBHOOK_URL on PORTCULLIS_WEBHOOK_PORT and the secret in
+// PORTCULLIS_WEBHOOK_SECRET; this test is the receiver.
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage } from "node:http";
@@ -11,7 +11,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 
 import { Webhook } from "standardwebhooks";
 
-import { createPortcullisClient } from "../src/index.js";
+import { createPortcullisClient, verifyWebhook } from "../src/index.js";
 
 const baseUrl = process.env.PORTCULLIS_URL ?? "http://127.0.0.1:8000";
 const api = createPortcullisClient(baseUrl);
@@ -36,7 +36,8 @@ async function bodyOf(request: IncomingMessage): Promise<string> {
 
 test("the events of a registration and a login arrive signed, and standardwebhooks verifies them", async () => {
   const port = Number(required("PORTCULLIS_WEBHOOK_PORT"));
-  const webhook = new Webhook(required("PORTCULLIS_WEBHOOK_SECRET"));
+  const secret = required("PORTCULLIS_WEBHOOK_SECRET");
+  const webhook = new Webhook(secret);
   const deliveries: Delivery[] = [];
   const server = createServer(async (request, response) => {
     const headers: Record<string, string> = {};
@@ -75,8 +76,12 @@ test("the events of a registration and a login arrive signed, and standardwebhoo
       assert.equal(delivery.headers["content-type"], "application/json");
       assert.equal(event.type, event.data.type);
       types.add(event.type);
+      // The SDK's verifyWebhook agrees.
+      assert.deepEqual(await verifyWebhook(secret, delivery.headers, delivery.body), verified);
       // A body changed on the way no longer verifies.
-      assert.throws(() => webhook.verify(delivery.body.replace(userId, randomUUID()), delivery.headers));
+      const changed = delivery.body.replace(userId, randomUUID());
+      assert.throws(() => webhook.verify(changed, delivery.headers));
+      await assert.rejects(verifyWebhook(secret, delivery.headers, changed), /signature/);
     }
     assert.deepEqual([...types].sort(), ["account.registered", "session.login_succeeded"]);
   } finally {
