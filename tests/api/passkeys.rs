@@ -810,3 +810,44 @@ async fn a_burst_of_passkey_sign_ins_as_large_as_the_pool_all_succeed() {
     .await;
     assert_eq!(statuses, vec![200; 8]);
 }
+
+/// The authenticator did not verify the user (no PIN, no biometric): the
+/// flag is in the signed data, and the policy wants it.
+#[tokio::test]
+async fn an_assertion_without_user_verification_is_refused() {
+    let app = spawn_app().await;
+    let (user, _, mut authenticator, passkey) = user_with_passkey(&app).await;
+    let (challenge_id, options) = app.start_sign_in().await;
+    assert_eq!(options["userVerification"], "required");
+    let mut lax = options.clone();
+    lax["userVerification"] = json!("discouraged");
+    let assertion = get(
+        &mut authenticator,
+        &lax,
+        &passkey.credential_id,
+        &user.id,
+        ORIGIN,
+    );
+    let flags = authenticator_flags(&assertion);
+    assert_eq!(flags & 0b100, 0, "the soft passkey left the UV flag out");
+    assert_problem(
+        app.finish_sign_in(&challenge_id, &assertion).await,
+        401,
+        "invalid-passkey",
+    )
+    .await;
+}
+
+/// The flags byte of an assertion's authenticator data.
+fn authenticator_flags(assertion: &Value) -> u8 {
+    use base64::Engine;
+    let data = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(
+            assertion["response"]["authenticatorData"]
+                .as_str()
+                .unwrap()
+                .trim_end_matches('='),
+        )
+        .unwrap();
+    data[32]
+}
