@@ -221,6 +221,9 @@ pub struct TcpProxy {
 struct ProxyState {
     cut: std::sync::atomic::AtomicBool,
     generation: std::sync::Mutex<tokio_util::sync::CancellationToken>,
+    /// While true, connections stay open and new ones are accepted, but no
+    /// byte goes either way: a paused server, or a network that went quiet.
+    paused: tokio::sync::watch::Sender<bool>,
 }
 
 impl TcpProxy {
@@ -231,11 +234,12 @@ impl TcpProxy {
         let state = std::sync::Arc::new(ProxyState {
             cut: std::sync::atomic::AtomicBool::new(false),
             generation: std::sync::Mutex::new(tokio_util::sync::CancellationToken::new()),
+            paused: tokio::sync::watch::channel(false).0,
         });
         let shared = state.clone();
         let accept_task = tokio::spawn(async move {
             loop {
-                let Ok((mut inbound, _)) = listener.accept().await else {
+                let Ok((inbound, _)) = listener.accept().await else {
                     continue;
                 };
                 if shared.cut.load(Ordering::SeqCst) {
@@ -243,13 +247,17 @@ impl TcpProxy {
                     continue;
                 }
                 let token = shared.generation.lock().unwrap().clone();
+                let paused = shared.paused.subscribe();
                 tokio::spawn(async move {
-                    let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await else {
+                    let Ok(outbound) = tokio::net::TcpStream::connect(target).await else {
                         return;
                     };
+                    let (from_client, to_client) = inbound.into_split();
+                    let (from_server, to_server) = outbound.into_split();
                     tokio::select! {
                         _ = token.cancelled() => {}
-                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = pump(from_client, to_server, paused.clone()) => {}
+                        _ = pump(from_server, to_client, paused) => {}
                     }
                 });
             }
@@ -274,6 +282,40 @@ impl TcpProxy {
         self.state
             .cut
             .store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Holds every byte, both ways, until [`Self::resume`].
+    pub fn pause(&self) {
+        self.state.paused.send_replace(true);
+    }
+
+    pub fn resume(&self) {
+        self.state.paused.send_replace(false);
+    }
+}
+
+/// Copies `from` to `to`, holding the bytes while the proxy is paused.
+async fn pump(
+    mut from: impl tokio::io::AsyncRead + Unpin,
+    mut to: impl tokio::io::AsyncWrite + Unpin,
+    mut paused: tokio::sync::watch::Receiver<bool>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buffer = vec![0u8; 16 * 1024];
+    loop {
+        let Ok(read) = from.read(&mut buffer).await else {
+            return;
+        };
+        if read == 0 {
+            let _ = to.shutdown().await;
+            return;
+        }
+        if paused.wait_for(|paused| !paused).await.is_err() {
+            return;
+        }
+        if to.write_all(&buffer[..read]).await.is_err() {
+            return;
+        }
     }
 }
 
