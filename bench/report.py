@@ -113,9 +113,54 @@ out(target("worker RSS idle (MiB)", mib(worker.get("portcullis", {}).get("idle_k
 out("")
 out(f"Argon2 ceiling {fmt(ceiling)} logins/s; pgbench -N -M prepared -c 16: {fmt(tps)} tps.")
 
+
+
+def chart(rows):
+    """A horizontal bar chart, one group per comparison, each bar's length
+    its share of the group's largest value, labelled with the value: the
+    ratios at a glance, whatever the scale of each scenario."""
+    colours = {"portcullis": "#2f6fb3", "fastapi": "#d9822b", "floor": "#7a7a7a"}
+    bar, gap, left, width = 18, 14, 190, 430
+    rows = [(title, [(name, value) for name, value in bars if value]) for title, bars in rows]
+    rows = [(title, bars) for title, bars in rows if bars]
+    height = 40 + sum(len(bars) * bar + gap + 20 for _, bars in rows) + 30
+    svg = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{left + width + 140}" height="{height}" '
+        'font-family="sans-serif" font-size="12">',
+        f'<text x="10" y="22" font-size="14" font-weight="bold">Portcullis, the FastAPI peer and the floor, side by side</text>',
+    ]
+    y = 40
+    for title, bars in rows:
+        top = max(value for _, value in bars)
+        svg.append(f'<text x="10" y="{y + 13}" font-weight="bold">{title}</text>')
+        y += 20
+        for name, value in bars:
+            kind = "portcullis" if name.startswith("Portcullis") else "fastapi" if name.startswith("FastAPI") else "floor"
+            length = max(1, round(width * value / top))
+            svg.append(f'<text x="{left - 8}" y="{y + 13}" text-anchor="end">{name}</text>')
+            svg.append(f'<rect x="{left}" y="{y}" width="{length}" height="{bar - 4}" fill="{colours[kind]}"/>')
+            svg.append(f'<text x="{left + length + 6}" y="{y + 12}">{value:,.0f} ({value / top:.0%})</text>')
+            y += bar
+        y += gap
+    svg.append(f'<text x="10" y="{height - 10}" fill="#555">req/s (logins/s, tps): each bar as a share of the largest in its group</text>')
+    svg.append("</svg>")
+    return "\n".join(svg) + "\n"
+
+
+comparisons = [
+    ("GET /users/me", [("Portcullis", me), ("FastAPI peer", peer), ("floor: hyper + PG + Redis", floor)]),
+    ("POST /auth/login", [("Portcullis", get("portcullis", "login", "rps")), ("FastAPI peer", get("fastapi", "login", "rps")), ("floor: Argon2 ceiling", ceiling)]),
+    ("login during the /users/me storm", [("Portcullis", storm.get("login_rps_during_storm")), ("FastAPI peer", compares.get("fastapi", {}).get("login_rps_during_storm")), ("floor: Argon2 ceiling", ceiling)]),
+    ("POST /auth/refresh", [("Portcullis", get("portcullis", "refresh", "rps")), ("FastAPI peer", get("fastapi", "refresh", "rps")), ("floor: pgbench tps", tps)]),
+    ("POST /auth/register", [("Portcullis", get("portcullis", "register", "rps")), ("FastAPI peer", get("fastapi", "register", "rps")), ("floor: Argon2 ceiling", ceiling)]),
+]
+
 table = "\n".join(lines)
 print(table)
 if args.write:
+    svg_path = Path(args.write).with_suffix(".svg")
+    svg_path.write_text(chart(comparisons))
+    table = f"![Portcullis, the peer and the floor, side by side]({svg_path.name})\n\n" + table
     meta = next(iter(metas.values()), {})
     kernel = platform.release()
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
