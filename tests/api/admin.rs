@@ -307,6 +307,8 @@ async fn users_are_found_by_prefix_and_state_a_page_at_a_time() {
         "limit=ten",
         "verified=maybe",
         "cursor=garbage",
+        "email=a%00b",
+        "email=%1F",
     ] {
         let response = admin.get(&format!("/admin/v1/users?{query}")).await;
         assert_problem(response, 422, "validation-error").await;

@@ -135,8 +135,17 @@ pub struct DisableRequest {
 )]
 pub async fn search(state: AppState, request: Request) -> Result<Response, ApiError> {
     let query = extract::Query::of(&request)?;
+    let email_prefix = query.get("email").map(|p| p.trim().to_lowercase());
+    if let Some(prefix) = &email_prefix
+        && (prefix.chars().count() > 254 || crate::domain::has_control_characters(prefix))
+    {
+        return Err(ApiError::validation(vec![FieldError::new(
+            "email",
+            "must be at most 254 characters, without control characters",
+        )]));
+    }
     let filter = Filter {
-        email_prefix: query.get("email").map(|p| p.trim().to_lowercase()),
+        email_prefix,
         verified: query.boolean("verified")?,
         mfa: query.boolean("mfa")?,
         disabled: query.boolean("disabled")?,
