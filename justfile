@@ -200,6 +200,11 @@ bench-smoke:
 bench-passkeys:
     bash bench/passkeys.sh
 
+# The same requests at 10k and at 1M users (1M sessions, 10M events), the
+# plans of the hot queries, and a purge of 1M rows under load (bench/GROWTH.md).
+bench-growth:
+    bash bench/growth.sh
+
 # Rewrites openapi/openapi.json and openapi/admin.json from the code (then
 # run `just ts-client`).
 openapi:
