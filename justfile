@@ -205,6 +205,11 @@ bench-passkeys:
 bench-growth:
     bash bench/growth.sh
 
+# Ten minutes of the mixed workload: RSS and descriptors flat, no error
+# (bench/SOAK.md; DURATION in seconds).
+bench-soak:
+    bash bench/soak.sh
+
 # Rewrites openapi/openapi.json and openapi/admin.json from the code (then
 # run `just ts-client`).
 openapi:
