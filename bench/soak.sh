@@ -76,7 +76,8 @@ work, duration = sys.argv[1], int(sys.argv[2])
 samples = [list(map(int, line.split())) for line in Path(work, "samples.txt").read_text().splitlines() if line.strip()]
 rows = [json.loads(line) for line in Path(work, "soak.jsonl").read_text().splitlines() if line.strip()]
 medians = {r["scenario"]: r for r in rows if r.get("type") == "median"}
-warm = [s for s in samples if s[0] >= 60] or samples
+# After the warm-up (the first minute) and before the load ends.
+warm = [s for s in samples if 60 <= s[0] <= duration] or samples
 def spread(values):
     return (max(values) - min(values)) / min(values) if min(values) else 0.0
 api_rss, worker_rss = [s[1] for s in warm], [s[3] for s in warm]
