@@ -2,7 +2,6 @@
 //! (none, revoked, read-only), every endpoint and its refusals, the events
 //! that name the key, and disabling racing a login and a refresh.
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use reqwest::Method;
@@ -541,29 +540,7 @@ async fn disabling_while_a_login_and_refreshes_are_in_flight_leaves_no_usable_se
     let user = app.register_verified_user().await;
     let tokens = app.login_user(&user).await;
 
-    let paused = Arc::new(tokio::sync::Notify::new());
-    let release = Arc::new(tokio::sync::Notify::new());
-    let armed: Arc<Mutex<Option<String>>> = Arc::new(Mutex::new(Some(user.email.clone())));
-    {
-        let (paused, release, armed) = (paused.clone(), release.clone(), armed.clone());
-        portcullis::services::seams::on_password_verified(move |email| {
-            let hit = {
-                let mut armed = armed.lock().unwrap();
-                if armed.as_deref() == Some(email) {
-                    armed.take()
-                } else {
-                    None
-                }
-            };
-            let (paused, release) = (paused.clone(), release.clone());
-            Box::pin(async move {
-                if hit.is_some() {
-                    paused.notify_one();
-                    release.notified().await;
-                }
-            })
-        });
-    }
+    let (paused, release) = hold_login_after_password_check(&user.email);
     let login = {
         let client = app.client.clone();
         let url = app.url("/api/v1/auth/login");

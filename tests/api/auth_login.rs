@@ -1,7 +1,6 @@
 //! POST /api/v1/auth/login: tokens, cookie, claims, enumeration safety and
 //! the brute-force limits.
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::json;
@@ -388,29 +387,7 @@ async fn a_login_that_verified_a_replaced_password_gets_no_session() {
 
     // The attacker's login stops right after its password check until the
     // owner's password change has committed.
-    let paused = Arc::new(tokio::sync::Notify::new());
-    let release = Arc::new(tokio::sync::Notify::new());
-    let armed: Arc<Mutex<Option<String>>> = Arc::new(Mutex::new(Some(user.email.clone())));
-    {
-        let (paused, release, armed) = (paused.clone(), release.clone(), armed.clone());
-        portcullis::services::seams::on_password_verified(move |email| {
-            let hit = {
-                let mut armed = armed.lock().unwrap();
-                if armed.as_deref() == Some(email) {
-                    armed.take()
-                } else {
-                    None
-                }
-            };
-            let (paused, release) = (paused.clone(), release.clone());
-            Box::pin(async move {
-                if hit.is_some() {
-                    paused.notify_one();
-                    release.notified().await;
-                }
-            })
-        });
-    }
+    let (paused, release) = hold_login_after_password_check(&user.email);
     let attacker = {
         let client = app.client.clone();
         let url = app.url("/api/v1/auth/login");

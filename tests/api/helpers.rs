@@ -720,3 +720,35 @@ impl TestApp {
         }
     }
 }
+
+/// Holds the next login of `email` right after its password check (the
+/// `on_password_verified` seam): the first `Notify` fires when it gets
+/// there, and it goes on once the second is notified. Once per process.
+pub fn hold_login_after_password_check(
+    email: &str,
+) -> (Arc<tokio::sync::Notify>, Arc<tokio::sync::Notify>) {
+    let paused = Arc::new(tokio::sync::Notify::new());
+    let release = Arc::new(tokio::sync::Notify::new());
+    let armed = Arc::new(std::sync::Mutex::new(Some(email.to_owned())));
+    {
+        let (paused, release) = (paused.clone(), release.clone());
+        portcullis::services::seams::on_password_verified(move |email| {
+            let hit = {
+                let mut armed = armed.lock().unwrap();
+                if armed.as_deref() == Some(email) {
+                    armed.take()
+                } else {
+                    None
+                }
+            };
+            let (paused, release) = (paused.clone(), release.clone());
+            Box::pin(async move {
+                if hit.is_some() {
+                    paused.notify_one();
+                    release.notified().await;
+                }
+            })
+        });
+    }
+    (paused, release)
+}

@@ -310,7 +310,7 @@ async fn every_failed_sign_in_is_one_401_and_counts_against_the_address() {
     })
     .await;
     let (user, _, mut authenticator, passkey) = user_with_passkey(&app).await;
-    let (other, _, _, other_passkey) = user_with_passkey(&app).await;
+    let other = app.register_verified_user().await;
 
     // A wrong origin.
     let (challenge_id, options) = app.start_sign_in().await;
@@ -363,10 +363,9 @@ async fn every_failed_sign_in_is_one_401_and_counts_against_the_address() {
         "invalid-passkey",
     )
     .await;
-    let _ = other_passkey;
 
     // An unknown credential, and an unknown challenge.
-    let mut stranger = authenticator_with_credential(&app).await;
+    let mut stranger = authenticator_with_credential().await;
     let (challenge_id, options) = app.start_sign_in().await;
     let assertion = get(&mut stranger.0, &options, &stranger.1, &user.id, ORIGIN);
     assert_problem(
@@ -414,7 +413,7 @@ async fn every_failed_sign_in_is_one_401_and_counts_against_the_address() {
 
 /// A soft passkey with a credential registered to a user of another app:
 /// unknown here.
-async fn authenticator_with_credential(_app: &TestApp) -> (Authenticator, Vec<u8>) {
+async fn authenticator_with_credential() -> (Authenticator, Vec<u8>) {
     let elsewhere = spawn_app().await;
     let user = elsewhere.register_verified_user().await;
     let tokens = elsewhere.login_user(&user).await;
