@@ -1,9 +1,14 @@
-//! PostgreSQL going away under load (issue: performance and growth): the
-//! api and the worker reach the database through a TCP proxy the test can
-//! cut (every connection dropped and new ones refused, as when the server
-//! stops) and pause (connections kept, no byte moving, as when the server's
-//! process is stopped or the network goes quiet), while logins, refreshes
-//! and reset requests run.
+//! PostgreSQL going away under load (issue: performance and growth), while
+//! logins, refreshes and reset requests run against the api and the worker:
+//!
+//! - a private PostgreSQL server, started for the test, is stopped the way
+//!   an operator restarts it (`pg_ctl stop -m fast`: every backend is told
+//!   "terminating connection due to administrator command", new connections
+//!   are refused) and started again on the same port;
+//! - the machine's server is reached through a TCP proxy the test cuts
+//!   (every connection dropped, new ones refused) and pauses (connections
+//!   kept, no byte moving, as when the server's process is stopped or the
+//!   network goes quiet) for 10 s.
 //!
 //! While it is away only 503 answers fail; once it is back the pool
 //! recovers on its own and nothing fails; every reset accepted (202) is
@@ -14,6 +19,8 @@
 mod common;
 
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -80,15 +87,24 @@ impl Log {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn postgres_stopping_and_pausing_under_load_costs_only_503s_while_it_is_away() {
-    let resources = TestResources::create().await;
-    let proxy = TcpProxy::start(postgres_address(&resources.database_url)).await;
+/// One outage: when it began and when the database was back.
+struct Outage {
+    began: Instant,
+    ended: Instant,
+}
+
+/// The requests caught by an outage may end a little after it.
+const SETTLE: Duration = Duration::from_secs(3);
+
+/// Starts the api and the worker on `database_url`, runs the load, lets
+/// `outages` take the database away, then checks what the load saw and
+/// what the database (at `check_url`) and the mailbox hold.
+async fn under_load<F>(resources: &TestResources, database_url: &str, check_url: &str, outages: F)
+where
+    F: AsyncFnOnce() -> Vec<Outage>,
+{
     let mut vars: HashMap<String, String> = resources.vars();
-    vars.insert(
-        "DATABASE_URL".into(),
-        through(&resources.database_url, proxy.port),
-    );
+    vars.insert("DATABASE_URL".into(), database_url.to_owned());
     for (name, value) in [
         ("LOGIN_MAX_FAILURES_PER_ADDRESS", "1000000"),
         ("LOGIN_MAX_FAILURES_PER_ACCOUNT", "1000000"),
@@ -148,8 +164,8 @@ async fn postgres_stopping_and_pausing_under_load_costs_only_503s_while_it_is_aw
         tasks.push(tokio::spawn(async move {
             let mut cookie: Option<String> = None;
             while !load.is_cancelled() {
-                // A login, a refresh of this user's session, and every
-                // third round a reset request.
+                // A login, a refresh of this user's session, and for every
+                // other user a reset request.
                 let login = client
                     .post(format!("{base}/api/v1/auth/login"))
                     .json(&json!({"email": email, "password": PASSWORD}))
@@ -196,21 +212,9 @@ async fn postgres_stopping_and_pausing_under_load_costs_only_503s_while_it_is_aw
         }));
     }
 
-    // Up, then stopped for 5 s, then back.
+    let started_at = Instant::now();
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let cut_at = Instant::now();
-    proxy.cut();
-    tokio::time::sleep(Duration::from_secs(5)).await;
-    proxy.restore();
-    let restored_at = Instant::now();
-    // The first requests after it may still be waiting on a dead socket
-    // or a connect that began while it was away.
-    tokio::time::sleep(Duration::from_secs(6)).await;
-    let paused_at = Instant::now();
-    proxy.pause();
-    tokio::time::sleep(Duration::from_secs(10)).await;
-    proxy.resume();
-    let resumed_at = Instant::now();
+    let outages = outages().await;
     tokio::time::sleep(Duration::from_secs(8)).await;
     let ended_at = Instant::now();
     load.cancel();
@@ -218,33 +222,27 @@ async fn postgres_stopping_and_pausing_under_load_costs_only_503s_while_it_is_aw
         task.await.unwrap();
     }
 
-    let ok: &[u16] = &[200, 202];
-    // Only 503 while it is away (and while the requests caught by it end).
-    let away = log.outside(
-        cut_at,
-        restored_at + Duration::from_secs(6),
-        &[200, 202, 503],
-    );
-    assert!(away.is_empty(), "while stopped: {away:?}");
-    let paused = log.outside(
-        paused_at,
-        resumed_at + Duration::from_secs(3),
-        &[200, 202, 503],
-    );
-    assert!(paused.is_empty(), "while paused: {paused:?}");
+    // While it is away (and while the requests caught by it end): only 503.
+    for outage in &outages {
+        let away = log.outside(outage.began, outage.ended + SETTLE, &[200, 202, 503]);
+        assert!(away.is_empty(), "while away: {away:?}");
+    }
     // Before, between and after: everything succeeds, with no restart.
-    let before = log.outside(Instant::now() - Duration::from_secs(3600), cut_at, ok);
-    assert!(before.is_empty(), "before: {before:?}");
-    let between = log.outside(restored_at + Duration::from_secs(3), paused_at, ok);
-    assert!(between.is_empty(), "after the restart: {between:?}");
-    let after = log.outside(resumed_at + Duration::from_secs(3), ended_at, ok);
-    assert!(after.is_empty(), "after the pause: {after:?}");
+    let mut from = started_at;
+    for outage in outages.iter().chain([&Outage {
+        began: ended_at,
+        ended: ended_at,
+    }]) {
+        let up = log.outside(from, outage.began, &[200, 202]);
+        assert!(up.is_empty(), "while it was up: {up:?}");
+        from = outage.ended + SETTLE;
+    }
     assert!(log.count("login", 503) > 0, "the outage was felt");
     assert!(log.count("login", 200) > 0 && log.count("refresh", 200) > 0);
 
     // No session without its refresh token, and a session for every login
     // that answered 200.
-    let (db, connection) = tokio_postgres::connect(&resources.database_url, tokio_postgres::NoTls)
+    let (db, connection) = tokio_postgres::connect(check_url, tokio_postgres::NoTls)
         .await
         .unwrap();
     tokio::spawn(connection);
@@ -288,6 +286,161 @@ async fn postgres_stopping_and_pausing_under_load_costs_only_503s_while_it_is_aw
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_restarted_under_load_costs_only_503s_while_it_is_down() {
+    let resources = TestResources::create().await;
+    let server = PrivatePostgres::start();
+    let url = server.url();
+    under_load(&resources, &url, &url, async || {
+        let began = Instant::now();
+        server.stop();
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        server.restart();
+        let ended = Instant::now();
+        vec![Outage { began, ended }]
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_cut_and_paused_under_load_costs_only_503s_while_it_is_away() {
+    let resources = TestResources::create().await;
+    let proxy = TcpProxy::start(postgres_address(&resources.database_url)).await;
+    let url = through(&resources.database_url, proxy.port);
+    under_load(&resources, &url, &resources.database_url, async || {
+        // Cut for 5 s: every connection dropped, new ones refused.
+        let began = Instant::now();
+        proxy.cut();
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        proxy.restore();
+        let cut = Outage {
+            began,
+            ended: Instant::now(),
+        };
+        // The first requests after it may still be waiting on a dead
+        // socket or on a connect that began while it was away.
+        tokio::time::sleep(Duration::from_secs(6)).await;
+        // Paused for 10 s: connections kept, no byte moving.
+        let began = Instant::now();
+        proxy.pause();
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        proxy.resume();
+        let paused = Outage {
+            began,
+            ended: Instant::now(),
+        };
+        vec![cut, paused]
+    })
+    .await;
+}
+
+/// A PostgreSQL server of the test's own, in a temporary directory on a
+/// free port, so that stopping it touches no other test. Run as the
+/// `postgres` user when the test runs as root (the server refuses root).
+struct PrivatePostgres {
+    dir: PathBuf,
+    port: u16,
+}
+
+impl PrivatePostgres {
+    fn start() -> Self {
+        let dir =
+            std::env::temp_dir().join(format!("portcullis-pg-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let server = Self { dir, port };
+        if is_root() {
+            run(Command::new("chown").arg("postgres:").arg(&server.dir));
+        }
+        run(server
+            .command("initdb")
+            .args(["--auth=trust", "--username=postgres", "--no-sync", "-D"])
+            .arg(server.dir.join("data")));
+        server.restart();
+        server
+    }
+
+    fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    /// `pg_ctl start`, waiting until it accepts connections.
+    fn restart(&self) {
+        let options = format!(
+            "-p {} -c listen_addresses=127.0.0.1 -c unix_socket_directories={} -c fsync=off",
+            self.port,
+            self.dir.display()
+        );
+        run(self
+            .command("pg_ctl")
+            .args(["start", "-w", "-D"])
+            .arg(self.dir.join("data"))
+            .arg("-l")
+            .arg(self.dir.join("server.log"))
+            .args(["-o", &options]));
+    }
+
+    /// The way an operator restarts it: every backend is terminated.
+    fn stop(&self) {
+        run(self
+            .command("pg_ctl")
+            .args(["stop", "-w", "-m", "fast", "-D"])
+            .arg(self.dir.join("data")));
+    }
+
+    fn command(&self, program: &str) -> Command {
+        let path = Path::new("/usr/lib/postgresql")
+            .read_dir()
+            .ok()
+            .and_then(|versions| {
+                versions
+                    .filter_map(|v| v.ok().map(|v| v.path().join("bin").join(program)))
+                    .filter(|p| p.exists())
+                    .max()
+            })
+            .unwrap_or_else(|| PathBuf::from(program));
+        let mut command = if is_root() {
+            let mut runuser = Command::new("runuser");
+            runuser.args(["-u", "postgres", "--"]).arg(path);
+            runuser
+        } else {
+            Command::new(path)
+        };
+        command.current_dir(&self.dir);
+        command
+    }
+}
+
+impl Drop for PrivatePostgres {
+    fn drop(&mut self) {
+        let _ = self
+            .command("pg_ctl")
+            .args(["stop", "-m", "immediate", "-D"])
+            .arg(self.dir.join("data"))
+            .output();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+fn run(command: &mut Command) {
+    let output = command.output().expect("running a PostgreSQL tool");
+    assert!(
+        output.status.success(),
+        "{command:?}: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
 
 fn refresh_cookie(response: &reqwest::Response) -> Option<String> {

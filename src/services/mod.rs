@@ -144,8 +144,9 @@ impl From<redis::RedisError> for ServiceError {
 
 impl From<tokio_postgres::Error> for ServiceError {
     fn from(error: tokio_postgres::Error) -> Self {
-        // A closed connection is PostgreSQL being away; anything else is a bug.
-        if error.is_closed() {
+        // A closed connection, or the server saying it is going or not yet
+        // back, is PostgreSQL being away; anything else is a bug.
+        if error.is_closed() || error.code().is_some_and(server_away) {
             ServiceError::Unavailable {
                 dependency: "postgres",
                 source: error.into(),
@@ -154,6 +155,22 @@ impl From<tokio_postgres::Error> for ServiceError {
             ServiceError::Internal(anyhow::Error::new(error).context("a database query failed"))
         }
     }
+}
+
+/// SQLSTATEs of a server that is away rather than of a query that is wrong:
+/// class 08 (connection exception), 57P01 to 57P03 (terminated by an
+/// administrator's shutdown, a crash of another backend, or "cannot connect
+/// now" while it starts or stops) and 53300 (too many connections).
+fn server_away(code: &tokio_postgres::error::SqlState) -> bool {
+    use tokio_postgres::error::SqlState;
+    code.code().starts_with("08")
+        || [
+            SqlState::ADMIN_SHUTDOWN,
+            SqlState::CRASH_SHUTDOWN,
+            SqlState::CANNOT_CONNECT_NOW,
+            SqlState::TOO_MANY_CONNECTIONS,
+        ]
+        .contains(code)
 }
 
 /// A checked email from a request body's `field`.
