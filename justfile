@@ -210,6 +210,11 @@ bench-growth:
 bench-soak:
     bash bench/soak.sh
 
+# What security events and webhooks cost login and refresh, and the worker's
+# webhook delivery throughput (bench/EVENTS.md).
+bench-events:
+    bash bench/events.sh
+
 # Rewrites openapi/openapi.json and openapi/admin.json from the code (then
 # run `just ts-client`).
 openapi:

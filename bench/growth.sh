@@ -131,14 +131,18 @@ explain "sessions: the live ones of a user" \
 # A purge of every seeded session (expired on purpose), in the app's
 # batches, while /users/me runs; then /users/me alone again.
 log "expiring $users sessions"
-psql "$db_url" -q -c "UPDATE sessions SET expires_at = now() - interval '60 days', max_expires_at = now() - interval '59 days' WHERE user_id IN (SELECT id FROM users WHERE email LIKE 'grow-%')"
+# The session's sliding expiry and its newest token's are one (each rotation
+# sets both); the absolute end stays ahead, so the sliding one ends them.
+psql "$db_url" -q -c "UPDATE sessions SET expires_at = now() - interval '60 days' WHERE user_id IN (SELECT id FROM users WHERE email LIKE 'grow-%')" \
+    -c "UPDATE refresh_tokens SET created_at = now() - interval '61 days', expires_at = now() - interval '60 days' WHERE user_id IN (SELECT id FROM users WHERE email LIKE 'grow-%')"
+psql "$db_url" -q -c "VACUUM ANALYZE sessions" -c "VACUUM ANALYZE refresh_tokens"
 explain "retention, as it was: one batch of coalesce(revoked_at, expires_at)" \
     "SELECT id FROM sessions WHERE coalesce(revoked_at, expires_at) < now() - interval '30 days' LIMIT 1000"
-explain "retention: one batch of the purge" \
-    "SELECT id FROM sessions WHERE revoked_at IS NULL AND expires_at < now() - interval '30 days' LIMIT 1000"
-psql "$db_url" -q -c "VACUUM ANALYZE sessions"
-# The app's statement (src/repositories/retention.rs), with 30 days' retention.
-batch_sql="DELETE FROM sessions WHERE id IN (SELECT id FROM sessions WHERE revoked_at IS NULL AND expires_at < now() - interval '30 days' LIMIT 1000)"
+# The app's statement (src/repositories/retention.rs), with 30 days' retention:
+# expired sessions found through their refresh tokens (sql/V12).
+select_sql="SELECT t.session_id FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id WHERE t.expires_at < now() - interval '30 days' AND s.revoked_at IS NULL AND s.expires_at < now() - interval '30 days' LIMIT 1000"
+explain "retention: one batch of the purge" "$select_sql"
+batch_sql="DELETE FROM sessions WHERE id IN ($select_sql)"
 log "purging while /users/me runs"
 purge_started=$(date +%s.%N)
 (

@@ -28,13 +28,13 @@ pub async fn unlock(client: &impl GenericClient) -> Result<(), tokio_postgres::E
 /// The purge statements, one per kind of row, each taking the retention in
 /// seconds and the batch size. The order matters only for speed: requests
 /// go after their tokens.
-pub const STATEMENTS: [(&str, &str); 9] = [
+pub const STATEMENTS: [(&str, &str); 10] = [
     (
         // Ended sessions (revoked, or expired) take their refresh tokens
         // along (ON DELETE CASCADE). A live session's used tokens stay until
         // their own expiry, so reuse detection keeps working all its life.
-        // Two statements, each served by an index of its column, where
-        // `coalesce(revoked_at, expires_at)` could use neither: each batch
+        // One statement per way of ending, each served by an index, where
+        // `coalesce(revoked_at, expires_at)` could use none: each batch
         // scanned the table over the rows the batches before left dead
         // (bench/GROWTH.md).
         "sessions",
@@ -42,9 +42,23 @@ pub const STATEMENTS: [(&str, &str); 9] = [
            WHERE revoked_at < now() - $1::bigint * interval '1 second' LIMIT $2)",
     ),
     (
+        // Past the sliding expiry, found through the session's refresh
+        // tokens: each rotation gives the new token and the session the
+        // same expiry, and a token's never changes. sessions.expires_at has
+        // no index, so a refresh's update of it stays HOT (sql/V12). This
+        // runs before the expired tokens go, so the newest is still there.
+        "sessions",
+        "DELETE FROM sessions WHERE id IN (SELECT t.session_id FROM refresh_tokens t \
+           JOIN sessions s ON s.id = t.session_id \
+           WHERE t.expires_at < now() - $1::bigint * interval '1 second' \
+             AND s.revoked_at IS NULL AND s.expires_at < now() - $1::bigint * interval '1 second' \
+           LIMIT $2)",
+    ),
+    (
+        // Past the absolute end, whatever their tokens.
         "sessions",
         "DELETE FROM sessions WHERE id IN (SELECT id FROM sessions \
-           WHERE revoked_at IS NULL AND expires_at < now() - $1::bigint * interval '1 second' \
+           WHERE revoked_at IS NULL AND max_expires_at < now() - $1::bigint * interval '1 second' \
            LIMIT $2)",
     ),
     (

@@ -183,15 +183,31 @@ async fn the_purge_deletes_what_the_retention_has_passed_and_keeps_the_rest() {
     let user = app.register_user().await;
     let fresh = app.login_user(&user).await;
     let old = app.login_user(&user).await;
+    let expired = app.login_user(&user).await;
+    let ended = app.login_user(&user).await;
     let db = app.database().await;
     let user_id = uuid::Uuid::parse_str(&user.id).unwrap();
-    let old_sid = uuid::Uuid::parse_str(jwt_claims(&old.access)["sid"].as_str().unwrap()).unwrap();
+    let sid = |tokens: &Tokens| {
+        uuid::Uuid::parse_str(jwt_claims(&tokens.access)["sid"].as_str().unwrap()).unwrap()
+    };
+    let (old_sid, expired_sid, ended_sid, fresh_sid) =
+        (sid(&old), sid(&expired), sid(&ended), sid(&fresh));
     let (old_request, fresh_request) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
     let (old_job, fresh_job) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
     db.batch_execute(&format!(
         "UPDATE sessions SET revoked_at = now() - interval '2 hours', revoked_reason = 'logout', \
              created_at = now() - interval '3 hours' WHERE id = '{old_sid}';
          UPDATE refresh_tokens SET created_at = now() - interval '3 hours' WHERE session_id = '{old_sid}';
+         -- Past its sliding expiry (the session's and its newest token's),
+         -- and past its absolute end with its sliding expiry ahead.
+         UPDATE sessions SET expires_at = now() - interval '2 hours' WHERE id = '{expired_sid}';
+         UPDATE refresh_tokens SET created_at = now() - interval '3 hours', expires_at = now() - interval '2 hours' \
+             WHERE session_id = '{expired_sid}';
+         UPDATE sessions SET max_expires_at = now() - interval '2 hours' WHERE id = '{ended_sid}';
+         -- A used token of the live session, long expired.
+         INSERT INTO refresh_tokens (token_hash, session_id, user_id, created_at, expires_at, used_at) VALUES
+             (decode(repeat('cc', 32), 'hex'), '{fresh_sid}', '{user_id}', now() - interval '4 hours',
+              now() - interval '2 hours', now() - interval '3 hours');
          INSERT INTO password_reset_requests (id, user_id, correlation_id, requested_at) VALUES
              ('{old_request}', '{user_id}', 'c', now() - interval '3 hours'),
              ('{fresh_request}', '{user_id}', 'c', now());
@@ -227,7 +243,23 @@ async fn the_purge_deletes_what_the_retention_has_passed_and_keeps_the_rest() {
     }
 
     assert!(purged, "the purge ran");
-    assert_eq!(count("SELECT count(*) FROM sessions").await, 1);
+    let sessions: Vec<uuid::Uuid> = db
+        .query("SELECT id FROM sessions", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert_eq!(
+        sessions,
+        [fresh_sid],
+        "revoked, expired and ended sessions go"
+    );
+    assert_eq!(
+        count("SELECT count(*) FROM refresh_tokens WHERE expires_at < now()").await,
+        0,
+        "the expired token of the live session goes"
+    );
     assert_eq!(count("SELECT count(*) FROM password_reset_tokens").await, 1);
     assert_eq!(
         count("SELECT count(*) FROM outbox WHERE created_at < now() - interval '1 hour'").await,

@@ -210,3 +210,33 @@ async fn refreshing_never_extends_a_session_past_its_lifetime() {
     assert!(capped, "no refresh token outlives its session's lifetime");
     assert_problem(late, 401, "invalid-refresh-token").await;
 }
+
+#[tokio::test]
+async fn a_refresh_updates_no_indexed_column_of_its_session() {
+    // Every refresh moves its session's expiry and last use. With either
+    // column in an index (as a key, an expression or a predicate), no such
+    // update could be HOT: each refresh would add an entry to every index of
+    // sessions and leave a dead row version behind.
+    let app = spawn_app().await;
+    app.register_user().await;
+    let db = app.database().await;
+    let indexed: Vec<String> = db
+        .query(
+            "SELECT i.indexrelid::regclass::text FROM pg_index i \
+             WHERE i.indrelid = 'sessions'::regclass AND ( \
+               EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = i.indrelid \
+                 AND a.attnum = ANY (i.indkey) AND a.attname IN ('expires_at', 'last_used_at')) \
+               OR pg_get_expr(i.indexprs, i.indrelid) ~ '(expires_at|last_used_at)' \
+               OR pg_get_expr(i.indpred, i.indrelid) ~ '(^|[^x_])(expires_at|last_used_at)')",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert!(
+        indexed.is_empty(),
+        "indexes on what a refresh writes: {indexed:?}"
+    );
+}
