@@ -40,6 +40,7 @@ stop_all() {
 cleanup() {
     stop_all
     [ -n "${sink:-}" ] && { kill "$sink" 2>/dev/null || true; }
+    [ -n "${analyze:-}" ] && { kill "$analyze" 2>/dev/null || true; }
     psql "$admin" -q -c "DROP DATABASE IF EXISTS $database WITH (FORCE)" || true
     rm -rf "$work"
 }
@@ -82,6 +83,8 @@ start() {
     sleep 1
 }
 
+bash bench/autoanalyze.sh "$db" &
+analyze=$!
 for round in $(seq "$rounds"); do
     for mode in none events webhooks; do
         if [ "$mode" = none ]; then

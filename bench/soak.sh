@@ -61,6 +61,8 @@ sleep 2
 ) > "$work/samples.txt" &
 sampler=$!
 pids+=("$sampler")
+bash bench/autoanalyze.sh "${admin%/*}/$database" &
+pids+=("$!")
 
 # One run, however noisy the machine (bench.sh would add runs to get two
 # clean ones).

@@ -45,14 +45,16 @@ pub const STATEMENTS: [(&str, &str); 10] = [
         // Past the sliding expiry, found through the session's refresh
         // tokens: each rotation gives the new token and the session the
         // same expiry, and a token's never changes. sessions.expires_at has
-        // no index, so a refresh's update of it stays HOT (sql/V12). This
-        // runs before the expired tokens go, so the newest is still there.
+        // no index, so a refresh's update of it stays HOT (sql/V12). The
+        // order makes the scan start from the oldest expired token (its
+        // index), not walk every token of every session. This runs before
+        // the expired tokens go, so the newest of each is still there.
         "sessions",
         "DELETE FROM sessions WHERE id IN (SELECT t.session_id FROM refresh_tokens t \
            JOIN sessions s ON s.id = t.session_id \
            WHERE t.expires_at < now() - $1::bigint * interval '1 second' \
              AND s.revoked_at IS NULL AND s.expires_at < now() - $1::bigint * interval '1 second' \
-           LIMIT $2)",
+           ORDER BY t.expires_at LIMIT $2)",
     ),
     (
         // Past the absolute end, whatever their tokens.
