@@ -12,7 +12,8 @@
 # peer runs in the first round only (it is ten times slower, not close).
 #
 # Environment: DURATION (bench.sh's, default 10), PAIRS,
-# TARGETS (default "portcullis fastapi limit argon2 pgbench"),
+# TARGETS (default "portcullis fastapi limit argon2 pgbench"), PORTCULLIS_BINARY
+# (a build to measure instead of this tree's, for an A/B),
 # BASELINE (default ../shared/baseline, or beside the origin), SMOKE=1 for the few-second check of
 # `just test` (Portcullis only, debug build, RESULTS.md left alone).
 set -euo pipefail
@@ -70,7 +71,9 @@ admin=${TEST_DATABASE_ADMIN_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 for target in $targets; do
     case $target in
     portcullis)
-        if [ "$profile" = release ]; then
+        if [ -n "${PORTCULLIS_BINARY:-}" ]; then
+            :
+        elif [ "$profile" = release ]; then
             cargo build --release --locked --quiet
         else
             cargo build --locked --quiet
@@ -91,7 +94,7 @@ for target in $targets; do
         ;;
     esac
 done
-binary=$root/target/$profile/portcullis
+binary=${PORTCULLIS_BINARY:-$root/target/$profile/portcullis}
 
 # Portcullis on a fresh database, then its idle worker's RSS and the workload.
 run_portcullis() { # out-dir
