@@ -2,7 +2,7 @@
 # `just bench-events`: what the security events cost login and refresh, and
 # how fast the worker delivers webhooks. Writes bench/EVENTS.md.
 #
-# 1. Login and refresh (the baseline's bench.sh scenarios) in alternated
+# 1. Login and refresh (the baseline's bench.sh scenarios) in rotated
 #    rounds of three modes on one release build and one database:
 #    `none`   the event insert runs but stores nothing (a DO INSTEAD NOTHING
 #             rule on security_events, so the row, its indexes and its WAL
@@ -85,8 +85,12 @@ start() {
 
 bash bench/autoanalyze.sh "$db" &
 analyze=$!
+# The order rotates from round to round, so no mode always runs last on a
+# database the rounds before have filled.
+modes=(none events webhooks)
 for round in $(seq "$rounds"); do
-    for mode in none events webhooks; do
+    for step in 0 1 2; do
+        mode=${modes[$(((round - 1 + step) % 3))]}
         if [ "$mode" = none ]; then
             psql "$db" -q -c "CREATE OR REPLACE RULE bench_no_events AS ON INSERT TO security_events DO INSTEAD NOTHING"
         else

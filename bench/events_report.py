@@ -32,7 +32,7 @@ out = print
 out("# What security events cost, and webhook delivery")
 out()
 out(f"`just bench-events` on {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, commit `{commit}`,")
-out(f"{rounds} rounds, each running the three modes one after the other (the baseline's")
+out(f"{rounds} rounds, each running the three modes back to back, in an order that rotates (the baseline's")
 out("`login` and `refresh` scenarios, one run each); medians over the rounds, range in brackets.")
 out()
 out("- `none`: the event insert still runs but stores nothing (a `DO INSTEAD NOTHING` rule),")

@@ -298,9 +298,13 @@ fn start_threads(count: usize) -> anyhow::Result<mpsc::Sender<Job>> {
     Ok(sender)
 }
 
-/// Gives this thread a lower CPU priority (nice 10) than the async
-/// runtime's: under a login storm the hashes queue, and the threads that
-/// answer every other request still get the cores first.
+/// The hashing threads' niceness: below the async runtime's (0), so under
+/// a login storm the hashes queue and the threads that answer every other
+/// request still get the cores first (bench/ANALYSIS.md weighs the value).
+const HASHING_NICE: libc::c_int = 5;
+
+/// Gives this thread a lower CPU priority ([`HASHING_NICE`]) than the
+/// async runtime's.
 fn lower_priority() {
     #[cfg(target_os = "linux")]
     {
@@ -309,7 +313,7 @@ fn lower_priority() {
         // it was, which is harmless.
         unsafe {
             let thread = libc::gettid();
-            libc::setpriority(libc::PRIO_PROCESS, thread as libc::id_t, 10);
+            libc::setpriority(libc::PRIO_PROCESS, thread as libc::id_t, HASHING_NICE);
         }
     }
 }
