@@ -28,7 +28,7 @@ pub async fn unlock(client: &impl GenericClient) -> Result<(), tokio_postgres::E
 /// The purge statements, one per kind of row, each taking the retention in
 /// seconds and the batch size. The order matters only for speed: requests
 /// go after their tokens.
-pub const STATEMENTS: [(&str, &str); 10] = [
+pub const STATEMENTS: [(&str, &str); 9] = [
     (
         // Ended sessions (revoked, or expired) take their refresh tokens
         // along (ON DELETE CASCADE). A live session's used tokens stay until
@@ -42,19 +42,21 @@ pub const STATEMENTS: [(&str, &str); 10] = [
            WHERE revoked_at < now() - $1::bigint * interval '1 second' LIMIT $2)",
     ),
     (
-        // Past the sliding expiry, found through the session's refresh
-        // tokens: each rotation gives the new token and the session the
-        // same expiry, and a token's never changes. sessions.expires_at has
-        // no index, so a refresh's update of it stays HOT (sql/V12). The
-        // order makes the scan start from the oldest expired token (its
-        // index), not walk every token of every session. This runs before
-        // the expired tokens go, so the newest of each is still there.
-        "sessions",
-        "DELETE FROM sessions WHERE id IN (SELECT t.session_id FROM refresh_tokens t \
-           JOIN sessions s ON s.id = t.session_id \
-           WHERE t.expires_at < now() - $1::bigint * interval '1 second' \
-             AND s.revoked_at IS NULL AND s.expires_at < now() - $1::bigint * interval '1 second' \
-           ORDER BY t.expires_at LIMIT $2)",
+        // Expired refresh tokens, and with them the sessions past their
+        // sliding expiry: each rotation gives the new token and the session
+        // the same expiry, and a token's never changes, so a session is
+        // found through its tokens. sessions.expires_at has no index, so a
+        // refresh's update of it stays HOT (sql/V12). One statement, so a
+        // batch is always the next expired tokens, from the oldest (their
+        // index): a session with several expired tokens, or a live one
+        // with expired used tokens, never stops the purge short. The batch
+        // counts the tokens; the sessions' other tokens go by the cascade.
+        "refresh_tokens",
+        "WITH batch AS MATERIALIZED (SELECT token_hash, session_id FROM refresh_tokens \
+           WHERE expires_at < now() - $1::bigint * interval '1 second' ORDER BY expires_at LIMIT $2), \
+         ended AS (DELETE FROM sessions s WHERE s.id IN (SELECT session_id FROM batch) \
+           AND s.revoked_at IS NULL AND s.expires_at < now() - $1::bigint * interval '1 second') \
+         DELETE FROM refresh_tokens WHERE token_hash IN (SELECT token_hash FROM batch)",
     ),
     (
         // Past the absolute end, whatever their tokens.
@@ -62,11 +64,6 @@ pub const STATEMENTS: [(&str, &str); 10] = [
         "DELETE FROM sessions WHERE id IN (SELECT id FROM sessions \
            WHERE revoked_at IS NULL AND max_expires_at < now() - $1::bigint * interval '1 second' \
            LIMIT $2)",
-    ),
-    (
-        "refresh_tokens",
-        "DELETE FROM refresh_tokens WHERE token_hash IN (SELECT token_hash FROM refresh_tokens \
-           WHERE expires_at < now() - $1::bigint * interval '1 second' LIMIT $2)",
     ),
     (
         // Used, superseded or expired reset tokens.
