@@ -183,7 +183,8 @@ log "purging while /users/me runs"
 purge_started=$(date +%s.%N)
 (
     while :; do
-        deleted=$(psql "$db_url" -Atq -c "$batch_sql" | awk '{print $2}')
+        # Not -q: the count is in the command tag (DELETE n).
+        deleted=$(psql "$db_url" -At -c "$batch_sql" | awk '/^DELETE/ {print $2}')
         [ "${deleted:-0}" -lt 1000 ] && break
     done
     echo "$(date +%s.%N) - $purge_started" | bc > "$work/purge-seconds"

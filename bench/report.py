@@ -1,6 +1,6 @@
 """The table of `just bench`: bench.sh's JSON lines from one run, with the
 ratios of the performance targets. usage: report.py RESULTS_DIR
-[--write RESULTS.md --command CMD] [--smoke]"""
+[--write RESULTS.md --command CMD [--commit SHA]] [--smoke]"""
 import argparse
 import json
 import os
@@ -16,6 +16,7 @@ parser.add_argument("results")
 parser.add_argument("--write")
 parser.add_argument("--command", default="just bench")
 parser.add_argument("--smoke", action="store_true")
+parser.add_argument("--commit", help="the commit measured (default: HEAD)")
 args = parser.parse_args()
 
 class Round:
@@ -222,7 +223,7 @@ if args.write:
     table = f"![Portcullis, the peer and the floor, side by side]({svg_path.name})\n\n" + table
     meta = next(iter(metas.values()), {})
     kernel = platform.release()
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    commit = args.commit or subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     text = f"""# Benchmark results
 
 Measured by `{args.command}` on {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, commit `{commit}`:
